@@ -1,0 +1,272 @@
+"""The networks: ZFNet (Fig. 3), the AlexNet baseline, and small CPU-scale presets.
+
+Every model is a ``features`` / ``classifier`` pair of ``nn.Sequential``s, read top to
+bottom like Fig. 3. Its layers are addressed by the paper's names ``conv1``…``conv5``,
+``fc6``…``fc8``; each name means the *rectified output* of that layer (``fc8``: the
+logits), see :data:`LAYERS` and :func:`activations`.
+
+Choices where the paper is silent (documented in the "Building ZFNet" chapter):
+
+* **Padding.** conv1 pads 1, conv2 pads 0, conv3–5 pad 1; pool1 and pool2 pad 1,
+  pool5 pads 0. At 224×224 this gives exactly 110 → 55 → 26 → 13 → 13 → 13 → 13 → 6.
+* **Contrast normalisation** after pooling in layers 1–2 (as the paper's text says),
+  with AlexNet's constants: ``nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2)``.
+* **Init.** Full-size models: weights N(0, 0.01²), biases 0 (Section 3). The mini presets
+  use Kaiming-normal (fan-in, ReLU gain) weights for conv2…fc7, N(0, 0.01²) for conv1 and
+  fc8, biases 0 — N(0, 0.01²) everywhere needs tens of epochs to leave the plateau, far
+  more than a CPU budget allows.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, asdict
+from typing import Iterable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Preset", "PRESETS", "LAYERS", "build", "zfnet", "alexnet", "names",
+    "layer_module", "activations", "renormalize_filters",
+]
+
+#: The paper's layer names, in the order data flows through them.
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+
+#: module (inside the model) whose output is the named layer's rectified output
+_LAYER_MODULES = {
+    "conv1": "features.relu1", "conv2": "features.relu2", "conv3": "features.relu3",
+    "conv4": "features.relu4", "conv5": "features.relu5",
+    "fc6": "classifier.relu6", "fc7": "classifier.relu7", "fc8": "classifier.fc8",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration: architecture, widths, input resolution.
+
+    ``resize`` is the side the images are resized/centre-cropped to (256 in the paper),
+    ``crop`` the network input (224 in the paper); crops are taken from the resized image.
+    """
+    name: str
+    arch: str            # "zfnet" or "alexnet"
+    widths: tuple        # conv1..conv5 maps
+    fc: int              # fc6 / fc7 width
+    resize: int
+    crop: int
+    init: str            # "paper" or "kaiming"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "zfnet": Preset("zfnet", "zfnet", (96, 256, 384, 384, 256), 4096, 256, 224, "paper"),
+    "alexnet": Preset("alexnet", "alexnet", (96, 256, 384, 384, 256), 4096, 256, 224, "paper"),
+    # Fig. 6 variant (b): conv3-5 widened to 512/1024/512.
+    "zfnet-wide": Preset("zfnet-wide", "zfnet", (96, 256, 512, 1024, 512), 4096, 256, 224, "paper"),
+    "zfnet-mini": Preset("zfnet-mini", "zfnet", (32, 64, 96, 96, 64), 256, 128, 112, "kaiming"),
+    "alexnet-mini": Preset("alexnet-mini", "alexnet", (32, 64, 96, 96, 64), 256, 128, 112, "kaiming"),
+}
+
+
+def names() -> list[str]:
+    """The preset names :func:`build` accepts."""
+    return list(PRESETS)
+
+
+def _check_choice(kind: str, value, choices: Iterable) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; valid {kind}s are: {', '.join(map(str, choices))}")
+
+
+def _lrn() -> nn.LocalResponseNorm:
+    # AlexNet's constants; the paper does not give its own (Section 3 / Fig. 3).
+    return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
+
+
+class ConvNet(nn.Module):
+    """Five conv layers and three dense layers (Fig. 3), with ``features``/``classifier``.
+
+    Attributes ``preset`` (a :class:`Preset`) and ``num_classes`` describe the model, so a
+    checkpoint can be rebuilt and checked against it.
+    """
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential, preset: Preset,
+                 num_classes: int):
+        super().__init__()
+        self.features = features
+        self.flatten = nn.Flatten(1)
+        self.classifier = classifier
+        self.preset = preset
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.flatten(self.features(x)))
+
+
+def _conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def _make(preset: Preset, num_classes: int, dropout: float) -> ConvNet:
+    w1, w2, w3, w4, w5 = preset.widths
+    if preset.arch == "zfnet":
+        # Fig. 3: 7x7/2 conv1, 5x5/2 conv2, dense 3x3 conv3-5; norm after pooling.
+        c1, c2 = dict(kernel_size=7, stride=2, padding=1), dict(kernel_size=5, stride=2, padding=0)
+        p12 = dict(kernel_size=3, stride=2, padding=1)
+    else:
+        # Krizhevsky et al.: 11x11/4 conv1, 5x5/1 conv2 (torchvision's padding).
+        c1, c2 = dict(kernel_size=11, stride=4, padding=2), dict(kernel_size=5, stride=1, padding=2)
+        p12 = dict(kernel_size=3, stride=2, padding=0)
+    features = nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(3, w1, **c1)),
+        ("relu1", nn.ReLU(inplace=True)),
+        ("pool1", nn.MaxPool2d(**p12)),
+        ("norm1", _lrn()),
+        ("conv2", nn.Conv2d(w1, w2, **c2)),
+        ("relu2", nn.ReLU(inplace=True)),
+        ("pool2", nn.MaxPool2d(**p12)),
+        ("norm2", _lrn()),
+        ("conv3", nn.Conv2d(w2, w3, kernel_size=3, padding=1)),
+        ("relu3", nn.ReLU(inplace=True)),
+        ("conv4", nn.Conv2d(w3, w4, kernel_size=3, padding=1)),
+        ("relu4", nn.ReLU(inplace=True)),
+        ("conv5", nn.Conv2d(w4, w5, kernel_size=3, padding=1)),
+        ("relu5", nn.ReLU(inplace=True)),
+        ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),
+    ]))
+    with torch.no_grad():
+        side = features(torch.zeros(1, 3, preset.crop, preset.crop)).shape[-1]
+    classifier = nn.Sequential(OrderedDict([
+        ("fc6", nn.Linear(w5 * side * side, preset.fc)),
+        ("relu6", nn.ReLU(inplace=True)),
+        ("drop6", nn.Dropout(dropout)),
+        ("fc7", nn.Linear(preset.fc, preset.fc)),
+        ("relu7", nn.ReLU(inplace=True)),
+        ("drop7", nn.Dropout(dropout)),
+        ("fc8", nn.Linear(preset.fc, num_classes)),
+    ]))
+    model = ConvNet(features, classifier, preset, num_classes)
+    _init(model, preset.init)
+    return model
+
+
+def _init(model: ConvNet, scheme: str) -> None:
+    """Section 3: weights N(0, 0.01²), biases 0; see the module docstring for ``kaiming``."""
+    first, last = model.features.conv1, model.classifier.fc8
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if scheme == "paper" or m is first or m is last:
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            else:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+def zfnet(num_classes: int = 1000, *, preset: str = "zfnet", dropout: float = 0.5) -> ConvNet:
+    """ZFNet as in Fig. 3 (or a ``zfnet*`` preset of the same topology)."""
+    _check_choice("preset", preset, [n for n, p in PRESETS.items() if p.arch == "zfnet"])
+    return _make(PRESETS[preset], num_classes, dropout)
+
+
+def alexnet(num_classes: int = 1000, *, preset: str = "alexnet", dropout: float = 0.5) -> ConvNet:
+    """The dense single-GPU AlexNet baseline (11×11 stride-4 conv1), same interface as :func:`zfnet`."""
+    _check_choice("preset", preset, [n for n, p in PRESETS.items() if p.arch == "alexnet"])
+    return _make(PRESETS[preset], num_classes, dropout)
+
+
+def build(name: str, num_classes: int = 1000, *, dropout: float = 0.5) -> ConvNet:
+    """Build a model by preset name; see :func:`names`."""
+    _check_choice("preset", name, PRESETS)
+    return _make(PRESETS[name], num_classes, dropout)
+
+
+# ---------------------------------------------------------------- layers by name
+def _named(model: nn.Module) -> dict[str, nn.Module]:
+    return dict(model.named_modules())
+
+
+def layer_module(model: nn.Module, layer: str) -> nn.Module:
+    """The module whose output is ``layer``.
+
+    For zfbook models ``layer`` is a paper name (conv1…fc8). For any other model it is a
+    module name from ``model.named_modules()``.
+    """
+    mods = _named(model)
+    if isinstance(model, ConvNet):
+        _check_choice("layer", layer, LAYERS)
+        return mods[_LAYER_MODULES[layer]]
+    if layer not in mods or layer == "":
+        raise ValueError(f"unknown layer {layer!r}; layers are: {', '.join(n for n in mods if n)}")
+    return mods[layer]
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """The names :func:`layer_module` accepts for ``model``."""
+    if isinstance(model, ConvNet):
+        return list(LAYERS)
+    return [n for n, _ in model.named_modules() if n]
+
+
+def activations(model: nn.Module, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    """Run ``model`` on ``images`` and return the outputs of ``layers`` (name → tensor).
+
+    Stops as soon as the last requested layer has been computed.
+    """
+    single = isinstance(layers, str)
+    layers = [layers] if single else list(layers)
+    out: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    class _Done(Exception):
+        pass
+
+    def hook_for(name):
+        def hook(_m, _i, o):
+            out[name] = o.clone()  # in-place ReLUs downstream must not change it
+            if len(out) == len(layers):
+                raise _Done
+        return hook
+
+    for name in layers:
+        hooks.append(layer_module(model, name).register_forward_hook(hook_for(name)))
+    try:
+        model(images)
+    except _Done:
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+@torch.no_grad()
+def renormalize_filters(model: nn.Module, radius: float = 0.1) -> None:
+    """Section 3: scale every conv filter whose RMS exceeds ``radius`` back to ``radius``."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            w = m.weight
+            rms = w.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+            w.mul_(torch.clamp(radius / rms.clamp_min(1e-12), max=1.0))
+
+
+def output_shapes(model: ConvNet, size: int | None = None) -> list[tuple[str, tuple]]:
+    """(module name, output shape) for every module, on one ``size``×``size`` input."""
+    size = size or model.preset.crop
+    shapes = []
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        for name, m in model.features.named_children():
+            x = m(x)
+            shapes.append((name, tuple(x.shape[1:])))
+        x = model.flatten(x)
+        for name, m in model.classifier.named_children():
+            x = m(x)
+            shapes.append((name, tuple(x.shape[1:])))
+    return shapes
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
