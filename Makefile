@@ -1,0 +1,78 @@
+# zfbook: the two commands are `make book` and `make test` (see README.md).
+#
+#   make book      set up .venv, execute every chapter, build the HTML book
+#   make test      set up .venv, build the book from the committed outputs, pytest tests/,
+#                  then strict nbval over every chapter listed in _toc.yml
+#   make execute NB=book/x.ipynb   re-execute a chapter in place and save its outputs
+#                  (without NB: every chapter); do this whenever the library changes
+#   make html      build the HTML book from the committed outputs (no execution)
+#   make setup     only create/update .venv
+#   make clean     remove _build/
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON3 ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+JB      := $(VENV)/bin/jupyter-book
+# The setup stamp is keyed on the content of what is installed: a changed
+# requirements.txt or pyproject.toml reinstalls, anything else skips.
+SETUP_KEY := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP     := $(VENV)/.zfbook-setup-$(SETUP_KEY)
+SANITIZE  := tests/nbval_sanitize.cfg
+# `make book` executes into jupyter-book's cache; `make html` and `make test` build from the
+# outputs committed in the notebooks (which nbval checks against a fresh execution).
+HTML_CONFIG := _build/_config.committed-outputs.yml
+
+.PHONY: help setup book html test execute clean
+
+help:
+	@sed -n '1,10p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || { echo "creating $(VENV)"; $(PYTHON3) -m venv $(VENV); }
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -e .
+	@rm -f $(VENV)/.zfbook-setup-*
+	@touch $@
+
+# jupyter-book's cache re-executes a chapter when its code cells change; the library and
+# the checkpoints are keyed here, so that changing them re-executes every chapter.
+LIBRARY_KEY = $$(find zfbook $(wildcard data) requirements.txt -type f ! -path '*__pycache__*' \
+                 -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
+CACHE := _build/.jupyter_cache
+
+book: setup
+	@key=$(LIBRARY_KEY); \
+	  if [ ! -f $(CACHE)/.library-$$key ]; then rm -rf $(CACHE); fi; \
+	  $(JB) build . -W --keep-going; \
+	  touch $(CACHE)/.library-$$key
+	@echo
+	@echo "The book: $(CURDIR)/_build/html/index.html"
+
+html: setup
+	@mkdir -p _build
+	@$(PY) -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); \
+	  c["execute"]["execute_notebooks"] = "off"; yaml.safe_dump(c, open(sys.argv[1], "w"))' $(HTML_CONFIG)
+	$(JB) build . -W --keep-going -q --config $(HTML_CONFIG)
+	@echo "The book: $(CURDIR)/_build/html/index.html"
+
+# Any failing step stops `make test`, including pytest's exit code 5 (no test collected).
+test: setup
+	@start=$$SECONDS; $(MAKE) --no-print-directory html; \
+	  echo "== book built from the committed outputs in $$((SECONDS - start)) s"
+	@start=$$SECONDS; ZFBOOK_REQUIRE_BOOK=1 $(PY) -m pytest tests/; \
+	  echo "== pytest tests/ took $$((SECONDS - start)) s"
+	@echo "== nbval over every chapter in _toc.yml"
+	@chapters=$$($(PY) tools/chapters.py); set -x; \
+	  $(PY) -m pytest -p tools.nbval_durations --nbval --nbval-current-env \
+	  --nbval-sanitize-with $(SANITIZE) --nbval-cell-timeout=600 $$chapters
+
+execute: setup
+	$(PY) tools/execute.py $(NB)
+
+clean:
+	rm -rf _build

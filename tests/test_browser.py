@@ -1,0 +1,255 @@
+"""The built book in a real browser: widgets respond without a kernel, nothing leaves localhost.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it; skipped with a reason where it is
+absent) and the built book in ``_build/html`` (``make test`` builds it first and sets
+ZFBOOK_REQUIRE_BOOK=1, so that a missing book fails instead of skipping).
+
+Reusable pieces for chapter tests:
+
+    def test_my_chapter_widget(open_page):
+        page = open_page("book/deconvnet.html")
+        explorer = page.explorers().nth(0)
+        before = view_src(explorer)
+        press_slider(explorer, "feature")
+        assert view_src(explorer) != before
+        assert page.external_requests == []
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "_build" / "html"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOCAL_SCHEMES = ("data:", "blob:", "about:")
+
+
+def _require_book() -> Path:
+    if not (BOOK / "index.html").is_file():
+        message = "the book is not built: run `make html` (or `make test`, which builds it)"
+        if os.environ.get("ZFBOOK_REQUIRE_BOOK"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return BOOK
+
+
+def _toc_pages() -> list[str]:
+    sys.path.insert(0, str(ROOT / "tools"))
+    from chapters import chapters
+
+    return [str(p.relative_to(ROOT).with_suffix(".html")) for p in chapters()]
+
+
+# -------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def book_url():
+    """The built book served on 127.0.0.1 by a background thread."""
+    directory = _require_book()
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; "
+                    ".ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class BookPage:
+    """A page of the book, with every request it made outside the local server."""
+
+    def __init__(self, browser, base: str, path: str):
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.external_requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        def route(r):
+            url = r.request.url
+            if url.startswith(base) or url.startswith(LOCAL_SCHEMES):
+                r.continue_()
+            else:  # recorded, and never sent: the test machine has no internet anyway
+                self.external_requests.append(url)
+                r.abort()
+
+        self.page.route("**/*", route)
+        response = self.page.goto(base + path, wait_until="load")
+        assert response is not None and response.ok, f"{path}: HTTP error"
+        self.page.wait_for_load_state("networkidle")
+
+    def explorers(self):
+        """The static (kernel-free) zfbook.widgets.Explorer outputs on the page."""
+        return self.page.locator(".zfbook-explorer")
+
+
+@pytest.fixture
+def open_page(browser, book_url):
+    pages = []
+
+    def open_(path: str) -> BookPage:
+        pages.append(BookPage(browser, book_url, path))
+        return pages[-1]
+
+    yield open_
+    for p in pages:
+        p.context.close()
+
+
+# --------------------------------------------------------------------------- helpers
+def view_src(explorer) -> str:
+    return explorer.locator("img.zfbook-explorer-view").get_attribute("src")
+
+
+def shown_view(explorer) -> str:
+    """The displayed view: an image's src, or the HTML of an HTML view."""
+    view = explorer.locator(".zfbook-explorer-view")
+    return view.evaluate("v => v.tagName === 'IMG' ? v.src : v.innerHTML")
+
+
+def normalised(page: BookPage, view: str) -> str:
+    """A view as the browser shows it (HTML views are re-serialised by the parser)."""
+    if view.startswith("data:"):
+        return view
+    return page.page.evaluate("s => { const d = document.createElement('div'); "
+                              "d.innerHTML = s; return d.innerHTML; }", view)
+
+
+def press_slider(explorer, name: str, key: str = "ArrowRight") -> None:
+    """Move a slider one step the way a reader does: focus it and press an arrow key."""
+    explorer.locator(f'input[type=range][data-name="{name}"]').press(key)
+
+
+def views(explorer) -> list[str]:
+    return json.loads(explorer.locator("script.zfbook-explorer-views").text_content())
+
+
+# ----------------------------------------------------------------------------- tests
+def test_explorer_switches_every_view_client_side(browser, tmp_path):
+    """The mechanism on a page of its own: a slider and a drop-down, every combination."""
+    import numpy as np
+    from zfbook.widgets import Explorer, dropdown, slider
+
+    def render(colour, size):
+        image = np.zeros((8, 8, 3), np.uint8)
+        image[:size, :size, ["red", "green", "blue"].index(colour)] = 255
+        return image
+
+    e = Explorer(render, dropdown("colour", ["red", "green", "blue"]),
+                 slider("size", [2, 4, 6, 8], labels=["two", "four", "six", "eight"]))
+    (tmp_path / "page.html").write_text(f"<!doctype html><html><body>{e.static_html()}"
+                                        f"</body></html>")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto((tmp_path / "page.html").as_uri())
+        explorer = page.locator(".zfbook-explorer")
+        expected = views(explorer)
+        assert view_src(explorer) == expected[0]
+        select = explorer.locator('select[data-name="colour"]')
+        for c in range(3):
+            select.select_option(str(c))
+            for s in range(4):
+                if s:
+                    press_slider(explorer, "size")
+                assert view_src(explorer) == expected[4 * c + s]
+                label = explorer.locator("output").text_content()
+                assert label == ["two", "four", "six", "eight"][s]
+            for _ in range(3):
+                press_slider(explorer, "size", "ArrowLeft")
+            assert view_src(explorer) == expected[4 * c]
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_preface_widget_responds_without_a_kernel(open_page):
+    page = open_page("book/index.html")
+    explorer = page.explorers().nth(0)
+    expected = views(explorer)
+    assert len(expected) > 1
+    before = view_src(explorer)
+    assert before == expected[0]
+    press_slider(explorer, "image")
+    assert view_src(explorer) == expected[1] != before
+    labels = json.loads(explorer.locator('input[type=range]').get_attribute("data-labels"))
+    assert explorer.locator("output").text_content() == labels[1]
+    # the page shows the static version, not an empty ipywidgets placeholder
+    assert page.page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count() == 0
+    assert page.errors == []
+    assert page.external_requests == []
+
+
+TOC_PAGES = _toc_pages() if (ROOT / "_toc.yml").is_file() else []
+
+
+@pytest.mark.parametrize("path", ["index.html", "search.html"] + TOC_PAGES)
+def test_pages_load_nothing_from_outside_localhost(open_page, path):
+    page = open_page(path)
+    assert page.external_requests == [], f"{path} requested {page.external_requests}"
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_every_widget_on_the_page_responds(open_page, path):
+    """Each control of each Explorer on the page, moved one step and back, shows the view
+    its stride points to (a page without widgets passes trivially)."""
+    page = open_page(path)
+    for i in range(page.explorers().count()):
+        explorer = page.explorers().nth(i)
+        expected = views(explorer)
+        for control in explorer.locator("[data-stride]").all():
+            if len(json.loads(control.get_attribute("data-labels"))) < 2:
+                continue
+            stride = int(control.get_attribute("data-stride"))
+            is_select = control.evaluate("c => c.tagName === 'SELECT'")
+            control.select_option("1") if is_select else control.press("ArrowRight")
+            assert shown_view(explorer) == normalised(page, expected[stride])
+            control.select_option("0") if is_select else control.press("ArrowLeft")
+            assert shown_view(explorer) == normalised(page, expected[0])
+    assert page.errors == []
+
+
+def test_no_page_references_a_script_stylesheet_or_font_elsewhere():
+    """Every built page, read as text: no <script src>, <link href> or CSS url() off-site.
+
+    (Links a reader clicks, such as the Colab and Binder launch buttons, are fine.)"""
+    book = _require_book()
+    pattern = re.compile(r'<script[^>]*\ssrc="(?:https?:)?//|<link[^>]*\shref="(?:https?:)?//'
+                         r'|url\(["\']?(?:https?:)?//|@import\s+["\']?(?:https?:)?//')
+    offenders = []
+    for page in sorted(book.rglob("*.html")) + sorted(book.rglob("*.css")):
+        for match in pattern.finditer(page.read_text(errors="replace")):
+            offenders.append(f"{page.relative_to(book)}: {match.group(0)}")
+    assert offenders == []

@@ -1,0 +1,186 @@
+"""The training loop, checkpoints, resume and the CLI (issue #2 items 4, 5, 7)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import zfbook
+from zfbook import checkpoint, train
+from zfbook.__main__ import main
+
+PY = sys.executable
+
+
+def tiny_data(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 128, 128), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n) % 3
+    images[labels == 0, 0] = 250  # something learnable
+    d = SimpleNamespace(images=images, labels=labels, classes=["a", "b", "c"])
+    return d, SimpleNamespace(images=images[:12], labels=labels[:12], classes=d.classes)
+
+
+def cfg(**kw):
+    base = dict(preset="zfnet-mini", epochs=3, batch_size=16, device="cpu", snapshots=(1, 3))
+    base.update(kw)
+    return train.Config(**base)
+
+
+def test_run_writes_checkpoint_history_snapshots(tmp_path):
+    hist = train.train(cfg(), tmp_path, data=tiny_data(), progress=False)
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    keys = {"train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5", "lr", "seconds"}
+    assert keys <= set(hist[0])
+    assert json.loads((tmp_path / "history.json").read_text()) == hist
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["epoch1.pt", "epoch3.pt"]
+    ck = checkpoint.load_checkpoint(tmp_path / "last.pt")
+    assert {"optimizer", "scheduler", "rng", "mean", "scaler"} <= set(ck)
+    assert ck["mean"].shape == (3, 128, 128)
+    model = checkpoint.model_from_checkpoint(ck)
+    # filter renormalisation held after every step
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            assert m.weight.pow(2).mean((1, 2, 3)).sqrt().max() <= 0.1 + 1e-5
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = tiny_data()
+    train.train(cfg(), tmp_path / "a", data=data, progress=False)
+    train.train(cfg(epochs=1), tmp_path / "b", data=data, progress=False)
+    hist = train.train(cfg(), tmp_path / "b", data=data, progress=False, resume=True)
+    a = checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+KILL_SCRIPT = r"""
+import sys, torch
+from types import SimpleNamespace
+sys.path.insert(0, {tests!r})
+from test_train import tiny_data, cfg
+from zfbook import train
+train.train(cfg(epochs=3), sys.argv[1], data=tiny_data(), progress=False, resume=True)
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+    """A run killed (SIGKILL) inside epoch 2 and resumed ends identical to an uninterrupted one."""
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=os.path.dirname(__file__)))
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run([PY, str(script), str(ref)], check=True)
+    proc = subprocess.Popen([PY, str(script), str(run)])
+    deadline = time.time() + 300
+    while not (run / "last.pt").exists() and time.time() < deadline:   # epoch 1 done
+        time.sleep(0.02)
+    time.sleep(0.3)  # well inside epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ck = checkpoint.load_checkpoint(run / "last.pt")
+    assert ck["epoch"] in (1, 2), "the kill should land before the run finished"
+    subprocess.run([PY, str(script), str(run)], check=True)
+    a = checkpoint.load_checkpoint(ref / "last.pt")
+    b = checkpoint.load_checkpoint(run / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k in ("train_loss", "val_top1"):
+        assert [h[k] for h in a["history"]] == [h[k] for h in b["history"]]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    data = tiny_data()
+    train.train(cfg(epochs=1), tmp_path, data=data, progress=False)
+    good = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(train.NonFiniteLoss, match="last good checkpoint"):
+        train.train(cfg(epochs=3, lr=1e30, check_every=1), tmp_path, data=data, progress=False, resume=True)
+    assert (tmp_path / "last.pt").read_bytes() == good
+
+
+def test_devices():
+    assert train.resolve_device("cpu").type == "cpu"
+    assert train.resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="auto, cpu, cuda, mps"):
+        train.resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            train.resolve_device("cuda")
+
+
+def test_amp_and_channels_last_paths_run_on_cpu_autocast():
+    """The CUDA step uses autocast + GradScaler + channels_last; bfloat16 autocast on the CPU
+    exercises the same code shape where no GPU exists."""
+    model = zfbook.build("zfnet-mini", 3).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 112, 112).contiguous(memory_format=torch.channels_last)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 0]))
+    scaler.scale(loss).backward()
+    assert torch.isfinite(loss) and model.features.conv1.weight.grad is not None
+
+
+def test_config_rejects_bad_names():
+    with pytest.raises(ValueError, match="zfnet-mini"):
+        train.Config(preset="vgg")
+    with pytest.raises(ValueError, match="embedded"):
+        train.Config(dataset="mnist")
+
+
+# -------------------------------------------------------------- checkpoints & CLI
+def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "x.pt"
+    checkpoint.save_atomic({"a": torch.zeros(2)}, target)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        checkpoint.save_atomic({"a": torch.ones(2)}, target)
+    assert torch.equal(torch.load(target, weights_only=True)["a"], torch.zeros(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
+
+
+def test_load_errors_are_one_line_and_safe(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="not found"):
+        checkpoint.load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(checkpoint.CheckpointError, match="cannot read"):
+        checkpoint.load_checkpoint(bad)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "x": Evil()}, evil)
+    with pytest.raises(checkpoint.CheckpointError, match="cannot read"):
+        checkpoint.load_checkpoint(evil)
+
+
+def test_architecture_mismatch(tmp_path):
+    train.train(cfg(epochs=1), tmp_path, data=tiny_data(), progress=False)
+    ck = checkpoint.load_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="'zfnet-mini'.*'alexnet-mini'"):
+        checkpoint.load_state(zfbook.build("alexnet-mini", 3), ck)
+    with pytest.raises(checkpoint.CheckpointError, match="resume"):
+        train.train(cfg(preset="alexnet-mini", epochs=2), tmp_path, data=tiny_data(), progress=False, resume=True)
+
+
+def test_cli_help_and_errors(tmp_path, capsys):
+    r = subprocess.run([PY, "-m", "zfbook", "train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--resume" in r.stdout and "--preset" in r.stdout
+    r = subprocess.run([PY, "-m", "zfbook", "evaluate", "--checkpoint", str(tmp_path / "nope.pt")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "nope.pt" in r.stderr
+    assert main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
+    assert "zfnet-mini" in capsys.readouterr().err
+    assert main(["train", "--device", "tpu", "--out", str(tmp_path), "--epochs", "1"]) == 2
