@@ -253,3 +253,55 @@ def test_no_page_references_a_script_stylesheet_or_font_elsewhere():
         for match in pattern.finditer(page.read_text(errors="replace")):
             offenders.append(f"{page.relative_to(book)}: {match.group(0)}")
     assert offenders == []
+
+
+# ------------------------------------------------------------- the occlusion chapter
+def test_occlusion_widget_moves_the_square_without_a_kernel(open_page):
+    """book/occlusion: the occluder's x, y and size sliders each switch to the view their
+    stride points to, and the slider's label follows (Fig. 7 widget)."""
+    page = open_page("book/occlusion.html")
+    occluder = page.explorers().filter(has=page.page.locator('input[data-name="size"]')).first
+    expected = views(occluder)
+    assert len(expected) >= 27                        # a grid of positions and sizes
+    assert view_src(occluder) == expected[0]
+    for name in ("x", "y", "size"):
+        control = occluder.locator(f'input[type=range][data-name="{name}"]')
+        stride = int(control.get_attribute("data-stride"))
+        labels = json.loads(control.get_attribute("data-labels"))
+        press_slider(occluder, name)
+        assert view_src(occluder) == expected[stride] != expected[0]
+        assert control.locator("xpath=..").locator("output").text_content() == labels[1]
+        press_slider(occluder, name, "ArrowLeft")
+        assert view_src(occluder) == expected[0]
+    # all three moved at once: the view the three strides add up to
+    for name in ("x", "y", "size"):
+        press_slider(occluder, name)
+    strides = [int(occluder.locator(f'input[data-name="{n}"]').get_attribute("data-stride"))
+               for n in ("x", "y", "size")]
+    assert view_src(occluder) == expected[sum(strides)]
+    assert page.errors == []
+    assert page.external_requests == []
+
+
+def test_deconv_widget_in_features_chapter(open_page):
+    """"What the features respond to": layer, feature map and image each switch the view."""
+    page = open_page("book/features.html")
+    explorer = page.explorers().filter(has_text="The deconvnet, one activation at a time").nth(0)
+    expected = views(explorer)
+    maps = json.loads(explorer.locator('input[data-name="feature"]').get_attribute("data-labels"))
+    images = json.loads(explorer.locator('input[data-name="image"]').get_attribute("data-labels"))
+    layers = explorer.locator('select[data-name="layer"] option').all_text_contents()
+    assert layers == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert len(expected) == len(layers) * len(maps) * len(images) == len(set(expected))
+    assert all(v.startswith("data:image/jpeg;base64,") for v in expected)
+    assert view_src(explorer) == expected[0]
+    press_slider(explorer, "image")                          # image 2 of the grid
+    assert view_src(explorer) == expected[1]
+    press_slider(explorer, "feature")                        # map 2
+    assert view_src(explorer) == expected[len(images) + 1]
+    explorer.locator('select[data-name="layer"]').select_option("4")   # conv5
+    assert view_src(explorer) == expected[4 * len(maps) * len(images) + len(images) + 1]
+    outputs = explorer.locator("output").all_text_contents()
+    assert outputs == [maps[1], images[1]]
+    assert page.errors == []
+    assert page.external_requests == []

@@ -96,12 +96,20 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
         assert [h[k] for h in a["history"]] == [h[k] for h in b["history"]]
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     data = tiny_data()
     train.train(cfg(epochs=1), tmp_path, data=data, progress=False)
     good = (tmp_path / "last.pt").read_bytes()
-    with pytest.raises(train.NonFiniteLoss, match="last good checkpoint"):
-        train.train(cfg(epochs=3, lr=1e30, check_every=1), tmp_path, data=data, progress=False, resume=True)
+    real = train.F.cross_entropy
+    calls = []
+
+    def diverging(*a, **k):  # the loss blows up on the third step of epoch 2
+        calls.append(1)
+        loss = real(*a, **k)
+        return loss * float("inf") if len(calls) >= 3 else loss
+    monkeypatch.setattr(train.F, "cross_entropy", diverging)
+    with pytest.raises(train.NonFiniteLoss, match="last good checkpoint .epoch 1."):
+        train.train(cfg(epochs=3, check_every=1), tmp_path, data=data, progress=False, resume=True)
     assert (tmp_path / "last.pt").read_bytes() == good
 
 

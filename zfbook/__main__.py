@@ -51,10 +51,8 @@ def _evaluate(ckpt, source, split, device):
     model = model_from_checkpoint(ckpt, source)
     data = _test_set(ckpt, split)
     dev = resolve_device(device)
-    centre = evaluate(model, data.images, data.labels, model.preprocess.__class__(
-        model.preprocess.mean.to(dev), model.preprocess.crop), device=dev)
-    ten = evaluate(model, data.images, data.labels, model.preprocess.__class__(
-        model.preprocess.mean.to(dev), model.preprocess.crop), ten_crop=True, device=dev)
+    centre = evaluate(model, data.images, data.labels, model.preprocess, device=dev)
+    ten = evaluate(model, data.images, data.labels, model.preprocess, ten_crop=True, device=dev)
     return centre, ten
 
 

@@ -97,7 +97,7 @@ def model_from_checkpoint(ckpt: dict, source="checkpoint") -> ConvNet:
     model = build(ckpt["preset"], ckpt["num_classes"])
     load_state(model, ckpt, source)
     model.eval()
-    model.preprocess = Preprocess(ckpt["mean"].float(), model.preset.crop)
+    model.preprocess = Preprocess(ckpt["mean"].float(), model.preset.crop, model.preset.input_scale)
     model.classes = list(ckpt.get("classes") or range(ckpt["num_classes"]))
     model.history = ckpt.get("history", [])
     return model

@@ -182,7 +182,7 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
     gen = torch.Generator().manual_seed(cfg.seed)
     model = models.build(cfg.preset, num_classes, dropout=cfg.dropout)
     mean = mean_image(train_set.images)
-    prep = Preprocess(mean.to(device), model.preset.crop)
+    prep = Preprocess(mean.to(device), model.preset.crop, model.preset.input_scale)
     model.to(device)
     cuda = device.type == "cuda"
     if cuda:

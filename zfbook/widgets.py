@@ -436,3 +436,353 @@ class Explorer:
 # library's functions (deconv projections, occlusion maps, ...). Append new ones below,
 # one per concept, with a docstring naming the chapter and the paper figure.
 # =======================================================================================
+
+
+def deconv_explorer(model, images, layers=None, *, preprocess=None, names=None,
+                    static_maps=None, static_images=None, n_static_maps: int = 6,
+                    width: int | None = 720, max_bytes: int = 3_000_000) -> Explorer:
+    """Pick a layer, a feature map and an image; see the deconvnet projection of that map's
+    strongest activation in the image beside the image and its patch (Section 2.1, Fig. 2).
+
+    Chapter "What the features respond to". Each view is :func:`zfbook.plot.projection_view`:
+    the image with the unit's receptive field, the projection, and both cut to the field.
+    A map that does not fire on the image (all activations ≤ 0) is reported as silent.
+
+    Args:
+        model: a zfbook model (layers ``conv1``…) or any model :func:`zfbook.deconv.project`
+            accepts (layers named by ``named_modules()``).
+        images: preprocessed images (N, C, H, W), as the model takes them.
+        layers: the layers offered (default ``conv1``…``conv5`` for zfbook models).
+        preprocess: the images' :class:`~zfbook.data.Preprocess`, to show them in colour.
+        names: optional N labels for the images (e.g. their classes).
+        static_maps: the feature maps precomputed for the static book (the same for every
+            layer, so each must exist in all of them); default ``n_static_maps`` maps evenly
+            spread over the smallest layer. Live, the slider covers every map of the largest
+            layer; past the end of a smaller layer the view says so.
+        static_images: indices into ``images`` precomputed for the static book (default
+            the first 4).
+        width: display width in CSS pixels.
+
+    The static views are computed in one batched :func:`~zfbook.deconv.project` call per
+    layer; live, each new choice costs one forward and one (cropped) down pass.
+    """
+    import torch
+
+    from . import deconv, plot
+    from .models import ConvNet, activations
+
+    if images.dim() != 4:
+        raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
+    n = images.shape[0]
+    if layers is None:
+        if not isinstance(model, ConvNet):
+            raise ValueError("layers is required for models other than zfbook's "
+                             "(module names from named_modules())")
+        layers = ("conv1", "conv2", "conv3", "conv4", "conv5")
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    names = [str(i) for i in range(n)] if names is None else [str(x) for x in names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for {n} images")
+    static_images = list(range(min(4, n))) if static_images is None else \
+        [int(i) for i in static_images]
+    if any(not 0 <= i < n for i in static_images):
+        raise ValueError(f"static_images must be between 0 and {n - 1}")
+    model.eval()
+    with torch.no_grad():
+        probe = activations(model, images[:1], layers)
+    n_maps = {}
+    for l in layers:
+        if probe[l].dim() != 4:
+            raise ValueError(f"layer {l!r} has no feature maps (output {tuple(probe[l].shape)}); "
+                             f"choose convolutional layers")
+        n_maps[l] = probe[l].shape[1]
+    fewest = min(n_maps.values())
+    if static_maps is None:
+        k = max(1, min(n_static_maps, fewest))
+        static_maps = [int(round(j * (fewest - 1) / max(1, k - 1))) for j in range(k)]
+    static_maps = [int(m) for m in static_maps]
+    if any(not 0 <= m < fewest for m in static_maps):
+        raise ValueError(f"static_maps must be between 0 and {fewest - 1}, the maps every "
+                         f"layer has ({', '.join(f'{l}: {c}' for l, c in n_maps.items())})")
+    shown = {i: plot.image_rgb(images[i], preprocess) for i in static_images}
+    cache: dict[tuple, tuple] = {}  # (layer, map, image) -> (value, (y, x), projection or None)
+
+    def remember(layer, i, acts, maps, proj):
+        """acts (K, H, W) and proj (K, C, H, W): the maps ``maps`` of image ``i``."""
+        for j, f in enumerate(maps):
+            a = acts[j]
+            flat = a.flatten()
+            pos = int(flat.argmax())
+            v = float(flat[pos])
+            loc = (pos // a.shape[-1], pos % a.shape[-1])
+            cache[layer, f, i] = (v, loc, proj[j] if v > 0 else None)
+
+    with torch.no_grad():  # the static grid: one forward and one batched down pass per layer
+        x = images[static_images]
+        acts = activations(model, x, layers)
+        for layer in layers:
+            proj = deconv.project(model, x, layer, [static_maps] * len(static_images))
+            for r, i in enumerate(static_images):
+                remember(layer, i, acts[layer][r][static_maps], static_maps, proj[r])
+
+    def entry(layer, feature, image):
+        key = (layer, feature, image)
+        if key not in cache:  # live: one image, one map
+            with torch.no_grad():
+                a = activations(model, images[image:image + 1], layer)[layer][0]
+                p = deconv.project(model, images[image:image + 1], layer, feature)
+            remember(layer, image, a[[feature]], [feature], p)
+        return cache[key]
+
+    def render(layer, feature, image):
+        if image not in shown:
+            shown[image] = plot.image_rgb(images[image], preprocess)
+        rgb = shown[image]
+        what = f"image {names[image]}" if names[image] != str(image) else f"image {image}"
+        if feature >= n_maps[layer]:
+            return plot.projection_view(rgb, None, None, f"{layer} has {n_maps[layer]} maps "
+                                                         f"(0 to {n_maps[layer] - 1}): no map {feature}")
+        v, loc, proj = entry(layer, feature, image)
+        if proj is None:
+            return plot.projection_view(rgb, None, None, f"{layer} map {feature} is silent on "
+                                                         f"{what}: its largest activation is {v:.3g}")
+        box = deconv.receptive_field(model, layer, loc)
+        side = box[2] - box[0]
+        return plot.projection_view(rgb, proj, box, f"{layer} map {feature} on {what}: "
+                                                    f"strongest activation {v:.3g} at {loc}, "
+                                                    f"field {side}x{side} px")
+
+    labels = [f"{i}: {names[i]}" if names[i] != str(i) else str(i) for i in range(n)]
+    return Explorer(render, dropdown("layer", layers),
+                    slider("feature", range(max(n_maps.values())), static=static_maps,
+                           label="feature map"),
+                    slider("image", range(n), static=static_images, labels=labels),
+                    max_views=len(layers) * len(static_maps) * len(static_images),
+                    max_bytes=max_bytes, image_format="jpeg", width=width,
+                    title="The deconvnet, one activation at a time")
+
+
+__all__ += ["deconv_explorer"]
+
+
+# ---------------------------------------------------------------------------------------
+# Occlusion (Fig. 7) and invariance (Fig. 5): the chapters "Occlusion" and "Invariance"
+# ---------------------------------------------------------------------------------------
+class _Blit:
+    """A matplotlib figure drawn once; each view redraws only ``artists`` (made animated)
+    over the saved background and encodes the canvas as JPEG (blitting: a view costs a few
+    ms instead of a full draw of every axis)."""
+
+    def __init__(self, fig, artists):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.fig, self.artists = fig, list(artists)
+        for a in self.artists:
+            a.set_animated(True)
+        self.canvas = FigureCanvasAgg(fig)
+        self.canvas.draw()                    # lays the figure out, without the artists
+        fig.set_layout_engine(None)           # ... and keeps it that way
+        self.background = self.canvas.copy_from_bbox(fig.bbox)
+
+    def jpeg(self, quality: int = 75) -> bytes:
+        from PIL import Image
+
+        self.canvas.restore_region(self.background)
+        for a in self.artists:
+            self.fig.draw_artist(a)
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(self.canvas.buffer_rgba())[..., :3]).save(
+            buffer, format="jpeg", quality=quality, optimize=True)
+        return buffer.getvalue()
+class Occluder:
+    """What the occlusion widget shows for one image: a grey square of side ``size``
+    centred at ``(y, x)`` (moved inside the image at the borders), P(``target``) and the
+    most probable class with it, and the full Fig. 7 maps for that square size.
+
+    :meth:`at` runs one placement on the cached unoccluded activations
+    (:meth:`zfbook.occlusion.IncrementalForward.probabilities`); :meth:`maps` sweeps the
+    square over the image with ``stride`` (:func:`zfbook.occlusion.occlusion_maps`),
+    once per size.
+    """
+
+    def __init__(self, model, image, target: int, *, stride: int = 4, fill=None, classes=None):
+        from .occlusion import IncrementalForward
+
+        self.model, self.image, self.target = model, image, int(target)
+        self.classes = list(classes if classes is not None else getattr(model, "classes", []))
+        self.stride, self.fill = int(stride), fill
+        self.engine = IncrementalForward(model, image, probe=None)
+        self.height, self.width = (int(v) for v in image.shape[-2:])
+        self._maps = {}
+
+    def corner(self, y: int, x: int, size: int) -> tuple[int, int]:
+        """Top-left corner of the square centred at (y, x), moved inside the image."""
+        top = min(max(int(y) - int(size) // 2, 0), self.height - int(size))
+        left = min(max(int(x) - int(size) // 2, 0), self.width - int(size))
+        return top, left
+
+    def at(self, y: int, x: int, size: int) -> dict:
+        """``top``, ``left``, ``size``, ``p_target`` and ``top_class`` with the square at (y, x)."""
+        top, left = self.corner(y, x, size)
+        p = self.engine.probabilities(top, left, int(size), self.fill)
+        return {"top": top, "left": left, "size": int(size), "p_target": float(p[self.target]),
+                "top_class": int(p.argmax())}
+
+    def name(self, c: int) -> str:
+        return str(self.classes[c]) if c < len(self.classes) else str(c)
+
+    def caption(self, state: dict) -> str:
+        """The widget's headline for a state from :meth:`at`: P(true class), the prediction."""
+        return (f"P(true class: {self.name(self.target)}) = {state['p_target']:.2f}   "
+                f"(unoccluded {self.maps(state['size']).p_target0:.2f})   "
+                f"predicted: {self.name(state['top_class'])}")
+
+    def maps(self, size: int):
+        """The :class:`~zfbook.occlusion.OcclusionMaps` for squares of side ``size`` (cached)."""
+        from .occlusion import occlusion_maps
+
+        size = int(size)
+        if size not in self._maps:
+            self._maps[size] = occlusion_maps(self.model, self.image, self.target, size,
+                                              self.stride, self.fill, layer=None)
+        return self._maps[size]
+
+
+def occlusion_explorer(model, image, target: int, *, classes=None, preprocess=None,
+                       sizes=range(8, 49, 4), static_sizes=(16, 24, 32),
+                       centres=None, static_centres=None, stride: int = 4, fill=None,
+                       **kwargs) -> Explorer:
+    """The occlusion widget (chapter "Occlusion", Fig. 7): sliders for the square's centre
+    ``y``, ``x`` and its ``size`` show the occluded image, P(true class) and the predicted
+    class, beside the full P(true class) and most-probable-class maps for that size
+    (a white square marks the current placement).
+
+    ``image`` is one preprocessed (C, H, W) tensor, ``target`` its true class. Live, each
+    move runs the one placement incrementally (:class:`Occluder`); the static book
+    precomputes ``static_centres`` × ``static_centres`` × ``static_sizes`` views (default
+    4 × 4 × 3, about 1 MB). The returned Explorer carries its :class:`Occluder` as ``.occluder``.
+    """
+    from matplotlib.figure import Figure
+
+    from . import plot
+    from .occlusion import occlude
+
+    preprocess = preprocess or getattr(model, "preprocess", None)
+    occ = Occluder(model, image, target, stride=stride, fill=fill, classes=classes)
+    name = occ.name
+    side = min(occ.height, occ.width)
+    if centres is None:
+        centres = range(0, side, 4)
+    if static_centres is None:
+        wanted = np.linspace(side / 5, side - side / 5, 4)
+        static_centres = sorted({min(centres, key=lambda c, w=w: abs(c - w)) for w in wanted})
+    for s in static_sizes:   # the static views' maps in one go, before rendering
+        occ.maps(s)
+
+    figures = {}     # one figure per square size, drawn once; a move only updates it
+
+    def figure(size):
+        if size not in figures:
+            m = occ.maps(size)
+            fig = Figure(figsize=(7.6, 2.55), dpi=72, layout="constrained")
+            a, d, e = fig.subplots(1, 3)
+            shown = a.imshow(plot.image_rgb(image, preprocess), interpolation="nearest")
+            a.set_xticks([])
+            a.set_yticks([])
+            mesh = plot.placement_map(d, m, m.p_target.numpy(), cmap="turbo", vmin=0, vmax=1)
+            fig.colorbar(mesh, ax=d, shrink=0.85).ax.tick_params(labelsize=6)
+            d.set_title(f"P({name(occ.target)}) for every position", fontsize=8)
+            plot.class_map(e, m, [name(c) for c in range(occ.engine.num_classes)], fontsize=6)
+            e.set_title("most probable class", fontsize=8)
+            squares = [plot.square_outline(ax, 0, 0, size, colour=c)
+                       for ax, c in ((a, "red"), (d, "white"), (e, "white"))]
+            title = a.set_title("square", fontsize=8)
+            suptitle = fig.suptitle("P(true class)", fontsize=9)
+            figures[size] = (_Blit(fig, [shown, *squares, title, suptitle]), shown, squares,
+                             title, suptitle)
+        return figures[size]
+
+    def render(y, x, size):
+        state = occ.at(y, x, size)
+        blit, shown, squares, title, suptitle = figure(size)
+        shown.set_data(plot.image_rgb(occlude(image, state["top"], state["left"], size, fill),
+                                      preprocess))
+        for sq in squares:
+            sq.set_xy((state["left"] - 0.5, state["top"] - 0.5))
+        title.set_text(f"square {size} px at ({state['top']}, {state['left']})")
+        suptitle.set_text(occ.caption(state))
+        return blit.jpeg()
+
+    explorer = Explorer(render,
+                        slider("y", list(centres), static=static_centres, label="square centre y"),
+                        slider("x", list(centres), static=static_centres, label="square centre x"),
+                        slider("size", list(sizes), static=static_sizes, label="square size"),
+                        **{"image_format": "jpeg", **kwargs})
+    explorer.occluder = occ
+    return explorer
+
+
+def invariance_explorer(sweep, images, preprocess, *, classes=None, static=None,
+                        **kwargs) -> Explorer:
+    """The invariance widget (chapter "Invariance", Fig. 5): a slider over the values of one
+    :class:`~zfbook.invariance.InvarianceSweep` shows the swept uint8 ``images``
+    (N, C, R, R) transformed, as the network sees them (``preprocess``'s centre crop),
+    above the three curves of Fig. 5 with the current value marked. ``static``: the values
+    precomputed for the static book (default: all)."""
+    from matplotlib.figure import Figure
+
+    from . import plot
+    from .invariance import transform
+
+    units = {"translation": " px", "scale": "×", "rotation": "°"}
+    unit = units.get(sweep.transform, "")
+    fill = preprocess.mean.mean(dim=(1, 2)).round()    # as invariance_sweep
+    names = ([str(classes[int(y)]) for y in sweep.labels] if classes is not None
+             else [f"image {i + 1}" for i in range(len(images))])
+    dist = {k: np.asarray(v, dtype=float) for k, v in sweep.distance.items()}
+    p_true = np.asarray(sweep.p_true, dtype=float)
+
+    def crops(value):
+        return [preprocess.display(preprocess.center(transform(im, sweep.transform, value, fill)))
+                for im in images]
+
+    fig = Figure(figsize=(7.6, 3.7), dpi=72, layout="constrained")   # drawn once, then updated
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.25])
+    shown, titles = [], []
+    for k, (ax, crop) in enumerate(zip(np.atleast_1d(top.subplots(1, len(images))),
+                                       crops(sweep.values[0]))):
+        shown.append(ax.imshow(crop, interpolation="nearest"))
+        titles.append(ax.set_title(f"{names[k]}: P = 0.00", fontsize=7, color=f"C{k}"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    panels = [(dist["conv1"], "conv1 distance"), (dist["fc7"], "fc7 distance"),
+              (p_true, "P(true class)")]
+    markers = []
+    for ax, (values, title) in zip(bottom.subplots(1, 3), panels):
+        ax.plot(sweep.values, values.T, lw=1, marker=".", ms=2)
+        markers.append(ax.axvline(sweep.values[0], color="k", lw=1, ls="--"))
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+        if title.startswith("P"):
+            ax.set_ylim(-0.03, 1.03)
+    heading = top.suptitle(f"{sweep.transform} {sweep.values[0]:g}{unit}", fontsize=9)
+    blit = _Blit(fig, [*shown, *titles, *markers, heading])
+
+    def render(value):
+        j = list(sweep.values).index(value)
+        for k, (image, crop) in enumerate(zip(shown, crops(value))):
+            image.set_data(crop)
+            titles[k].set_text(f"{names[k]}: P = {p_true[k, j]:.2f}")
+        for line in markers:
+            line.set_xdata([value, value])
+        heading.set_text(f"{sweep.transform} {value:g}{unit}")
+        return blit.jpeg()
+
+    return Explorer(render, slider("value", list(sweep.values),
+                                   labels=[f"{v:g}{unit}" for v in sweep.values],
+                                   static=static, label=sweep.transform),
+                    **{"image_format": "jpeg", **kwargs})
+
+
+__all__ += ["Occluder", "occlusion_explorer", "invariance_explorer"]

@@ -46,7 +46,7 @@ SPLITS = {
 }
 _FAMILY_ID = {"main": 0, "transfer": 1}
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2, "aligned": 3}
-_FORMAT = 1  # bump when the renderer changes: invalidates caches
+_FORMAT = 2  # bump when the renderer changes: invalidates caches
 
 
 def _check(kind, value, choices):
@@ -148,7 +148,7 @@ def _down(a):
     return a.reshape(SIZE, 2, SIZE, 2, *a.shape[2:]).mean(axis=(1, 3))
 
 
-def _colour(rng, away_from=None, min_dist=90.0):
+def _colour(rng, away_from=None, min_dist=130.0):
     for _ in range(50):
         c = rng.integers(0, 256, 3).astype(np.float64)
         if away_from is None or np.linalg.norm(c - away_from) >= min_dist:
@@ -167,13 +167,13 @@ def _background(rng):
     ang = rng.integers(0, 180) * np.pi / 180
     freq = rng.integers(3, 14)
     stripes = np.sin(2 * np.pi * freq * (x * np.cos(ang) + y * np.sin(ang)) + rng.random() * 6.283)
-    img += stripes[..., None] * (rng.integers(-60, 61, 3).astype(float))
+    img += stripes[..., None] * (rng.integers(-20, 21, 3).astype(float))
     # blotches: low-resolution noise, blocky
-    k = int(rng.choice([4, 8, 16]))
-    blot = rng.integers(-50, 51, (SIZE // k, SIZE // k, 3)).astype(float)
+    k = int(rng.choice([8, 16]))
+    blot = rng.integers(-15, 16, (SIZE // k, SIZE // k, 3)).astype(float)
     img += np.kron(blot, np.ones((k, k, 1)))
     # distractors: small marks that belong to no class
-    for _ in range(rng.integers(6, 14)):
+    for _ in range(rng.integers(3, 8)):
         icx, icy = rng.integers(0, SIZE, 2)
         colour = rng.integers(0, 256, 3).astype(float)
         # work in a 25×25 window around the mark: marks are at most 12 px from their centre
@@ -228,10 +228,10 @@ class _Pose:
 
 
 def _random_pose(rng) -> _Pose:
-    radius = int(rng.integers(22, 41))
+    radius = int(rng.integers(26, 43))
     lo, hi = radius - 6, SIZE - radius + 6   # objects may touch the border, barely
     return _Pose(float(rng.integers(lo, hi + 1)), float(rng.integers(lo, hi + 1)), float(radius),
-                 int(rng.integers(-30, 31)))
+                 int(rng.integers(-25, 26)))
 
 
 def render(name: str, rng: np.random.Generator, pose: _Pose | None = None):

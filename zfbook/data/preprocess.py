@@ -5,7 +5,8 @@ mean image of the training set, trains on random 224×224 crops with horizontal 
 tests on 10 crops (4 corners + centre, each also flipped). Here the resized side is
 ``mean.shape[-1]`` (256 for the full models, 128 for the mini presets) and the crop is
 ``crop`` (224 / 112). Pixels stay in the paper's units: 0…255 minus the mean, so
-inputs span roughly [-128, 128] as Section 3 describes.
+inputs span roughly [-128, 128] as Section 3 describes; the mini presets then multiply by
+``scale`` = 1/64 (see :mod:`zfbook.models`).
 """
 from __future__ import annotations
 
@@ -34,20 +35,21 @@ class Preprocess:
 
     ``mean`` is the (C, R, R) training-set mean at the resized resolution ``R``; ``crop`` the
     network's input side. All methods take uint8 or float images (N, C, R, R) or (C, R, R),
-    on any device.
+    on any device. ``scale`` multiplies the mean-subtracted pixels (1 for the paper's models).
     """
 
-    def __init__(self, mean: torch.Tensor, crop: int):
+    def __init__(self, mean: torch.Tensor, crop: int, scale: float = 1.0):
         if mean.dim() != 3 or mean.shape[-1] != mean.shape[-2]:
             raise ValueError(f"mean must be a square (C, R, R) image, got shape {tuple(mean.shape)}")
         if not 0 < crop <= mean.shape[-1]:
             raise ValueError(f"crop {crop} must be between 1 and the resized side {mean.shape[-1]}")
         self.mean = mean.float()
+        self.scale = float(scale)
         self.crop = int(crop)
         self.size = int(mean.shape[-1])
 
     def __repr__(self) -> str:
-        return f"Preprocess(size={self.size}, crop={self.crop})"
+        return f"Preprocess(size={self.size}, crop={self.crop}, scale={self.scale:g})"
 
     # -- helpers
     def _centered(self, images: torch.Tensor) -> torch.Tensor:
@@ -56,7 +58,8 @@ class Preprocess:
             raise ValueError(f"images must be {self.size}×{self.size} (the resized side), "
                              f"got {tuple(x.shape[-2:])}; resize them with resize_center({self.size})")
         mean = self.mean.to(x.device)
-        return x.float() - mean
+        x = x.float() - mean
+        return x * self.scale if self.scale != 1.0 else x
 
     def _offsets(self):
         m = self.size - self.crop
@@ -104,5 +107,5 @@ class Preprocess:
             x = x[0]
         h, w = x.shape[-2:]
         ot, ol = (self.size - h) // 2, (self.size - w) // 2
-        img = x + self.mean[:, ot:ot + h, ol:ol + w]
+        img = x / self.scale + self.mean[:, ot:ot + h, ol:ol + w]
         return (img / 255.0).clamp(0, 1).permute(1, 2, 0).numpy()
