@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.json, snapshots/")
     t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
     t.add_argument("--dataset", default="embedded", help=f"one of: {', '.join(DATASETS)}")
+    t.add_argument("--data-root", default="", help="a real dataset's folder (see zfbook.data.load)")
+    t.add_argument("--download", action="store_true", help="download a real dataset where torchvision can")
+    t.add_argument("--workers", type=int, default=4, help="DataLoader workers for real datasets")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=0.01)
@@ -62,6 +65,7 @@ def main(argv=None) -> int:
         if args.cmd == "train":
             cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                          seed=args.seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                         data_root=args.data_root, download=args.download, workers=args.workers,
                          renorm=not args.no_renorm,
                          snapshots=tuple(int(s) for s in args.snapshots.split(",") if s.strip()),
                          command="python -m zfbook " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)))

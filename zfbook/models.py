@@ -70,7 +70,7 @@ class Preset:
 PRESETS = {
     "zfnet": Preset("zfnet", "zfnet", (96, 256, 384, 384, 256), 4096, 256, 224, "paper"),
     "alexnet": Preset("alexnet", "alexnet", (96, 256, 384, 384, 256), 4096, 256, 224, "paper"),
-    # Fig. 6 variant (b): conv3-5 widened to 512/1024/512.
+    # Table 2, model (b): conv3-5 widened to 512/1024/512.
     "zfnet-wide": Preset("zfnet-wide", "zfnet", (96, 256, 512, 1024, 512), 4096, 256, 224, "paper"),
     "zfnet-mini": Preset("zfnet-mini", "zfnet", (32, 64, 96, 96, 64), 1024, 128, 112, "kaiming", 1 / 64),
     "alexnet-mini": Preset("alexnet-mini", "alexnet", (32, 64, 96, 96, 64), 1024, 128, 112, "kaiming", 1 / 64),

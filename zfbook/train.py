@@ -28,7 +28,9 @@ from .data.preprocess import Preprocess, mean_image
 __all__ = ["Config", "train", "evaluate", "resolve_device", "NonFiniteLoss", "DEVICES", "DATASETS"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DATASETS = ("embedded",)
+#: training data: the embedded dataset, or a real one with a train and a validation split
+DATASETS = ("embedded", "imagenet", "imagenette", "imagefolder", "cifar10")
+_VAL_SPLIT = {"imagenet": "val", "imagenette": "val", "imagefolder": "val", "cifar10": "test"}
 SNAPSHOTS = (1, 2, 5, 10, 20, 30, 40, 64)
 
 
@@ -55,6 +57,10 @@ class Config:
     snapshots: tuple = SNAPSHOTS
     amp: bool = True          # mixed precision, CUDA only
     check_every: int = 20     # steps between NaN/inf checks (each check syncs a GPU)
+    data_root: str = ""       # real datasets: their root folder
+    download: bool = False    # real datasets: download where torchvision can
+    workers: int = 4          # real datasets: DataLoader worker processes
+    mean_images: int = 10000  # real datasets: training images averaged for the mean image
     command: str = ""
 
     def __post_init__(self):
@@ -86,9 +92,55 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 # ----------------------------------------------------------------------------- data
 def _load_data(cfg: Config):
-    from .data.embedded import embedded
-    train_set, val_set = embedded("train", seed=cfg.seed), embedded("val", seed=cfg.seed)
+    if cfg.dataset == "embedded":
+        from .data.embedded import embedded
+        return embedded("train", seed=cfg.seed), embedded("val", seed=cfg.seed)
+    from .data.real import load
+    if not cfg.data_root:
+        raise ValueError(f"dataset {cfg.dataset!r} needs --data-root (its folder)")
+    size = models.PRESETS[cfg.preset].resize
+    train_split = None if cfg.dataset == "imagefolder" else "train"
+    train_set = load(cfg.dataset, Path(cfg.data_root), train_split, size=size, download=cfg.download)
+    if cfg.dataset == "imagefolder":  # root/train and root/val
+        train_set = load(cfg.dataset, Path(cfg.data_root), "train", size=size)
+    val_set = load(cfg.dataset, Path(cfg.data_root), _VAL_SPLIT[cfg.dataset], size=size, download=cfg.download)
     return train_set, val_set
+
+
+def _mean_of(dataset, n: int, batch_size: int, workers: int) -> torch.Tensor:
+    """Per-pixel mean over ``dataset`` (all of it, or an evenly spaced ``n`` images of it)."""
+    if hasattr(dataset, "images"):
+        return mean_image(dataset.images)
+    from torch.utils.data import DataLoader, Subset
+    idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).long().tolist()
+    total, count = None, 0
+    for x, _ in tqdm(DataLoader(Subset(dataset, idx), batch_size=batch_size, num_workers=workers),
+                     desc="mean image", leave=False):
+        s = x.double().sum(0)
+        total = s if total is None else total + s
+        count += len(x)
+    return (total / count).float()
+
+
+def _batches(dataset, batch_size, device, generator, workers, shuffle=True):
+    """uint8 batches on ``device``: in memory for the embedded dataset, else a DataLoader."""
+    if hasattr(dataset, "images"):
+        return _Batches(dataset.images, dataset.labels, batch_size, device, generator, shuffle)
+    from torch.utils.data import DataLoader
+    cuda = device.type == "cuda"
+
+    class _Loader:
+        def __init__(self):
+            self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                                     num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
+
+        def __len__(self):
+            return len(self.loader)
+
+        def __iter__(self):
+            for x, y in self.loader:
+                yield x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
+    return _Loader()
 
 
 class _Batches:
@@ -123,15 +175,18 @@ def _topk_correct(logits, y, ks=(1, 5)):
 
 @torch.no_grad()
 def evaluate(model, images, labels, preprocess: Preprocess, *, ten_crop=False, batch_size=256,
-             device="cpu") -> dict:
+             device="cpu", workers=0) -> dict:
     """Top-1 / top-5 accuracy (in %) on uint8 images, with the centre crop or the 10 crops
-    (softmax averaged over the crops, Section 3)."""
+    (softmax averaged over the crops, Section 3). ``images`` may also be a dataset of
+    ``(uint8 image, label)`` items, with ``labels=None``."""
     device = resolve_device(device) if isinstance(device, str) else device
     was_training = model.training
     model.eval().to(device)
     correct1 = correct5 = 0
     loss_sum = 0.0
-    for x, y in _Batches(images, labels, batch_size, device, shuffle=False):
+    batches = (_Batches(images, labels, batch_size, device, shuffle=False) if labels is not None
+               else _batches(images, batch_size, device, None, workers, shuffle=False))
+    for x, y in batches:
         if ten_crop:
             crops = preprocess.ten_crop(x)
             n = crops.shape[0]
@@ -144,7 +199,7 @@ def evaluate(model, images, labels, preprocess: Preprocess, *, ten_crop=False, b
         correct1 += c1.item()
         correct5 += c5.item()
     model.train(was_training)
-    n = len(labels)
+    n = len(labels) if labels is not None else len(images)
     return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "loss": loss_sum / n}
 
 
@@ -176,12 +231,12 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
     device = resolve_device(cfg.device)
     train_set, val_set = data or _load_data(cfg)
     classes = list(getattr(train_set, "classes", []))
-    num_classes = len(classes) or int(train_set.labels.max()) + 1
+    num_classes = len(classes) or int(torch.as_tensor(train_set.labels).max()) + 1
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = models.build(cfg.preset, num_classes, dropout=cfg.dropout)
-    mean = mean_image(train_set.images)
+    mean = _mean_of(train_set, cfg.mean_images, cfg.batch_size, cfg.workers)
     prep = Preprocess(mean.to(device), model.preset.crop, model.preset.input_scale)
     model.to(device)
     cuda = device.type == "cuda"
@@ -210,7 +265,7 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
         print(f"no checkpoint at {last}; starting from scratch")
     out.mkdir(parents=True, exist_ok=True)
 
-    batches = _Batches(train_set.images, train_set.labels, cfg.batch_size, device, gen)
+    batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers)
     steps = 0
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -249,8 +304,11 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
                 bar.close()
                 return history
         bar.close()
-        n = len(train_set.labels)
-        val = evaluate(model, val_set.images, val_set.labels, prep, device=device)
+        n = len(train_set.labels) if hasattr(train_set, "labels") else len(train_set)
+        if hasattr(val_set, "images"):
+            val = evaluate(model, val_set.images, val_set.labels, prep, device=device)
+        else:
+            val = evaluate(model, val_set, None, prep, device=device, workers=cfg.workers)
         lr = opt.param_groups[0]["lr"]
         sched.step(100.0 - val["top1"])
         rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": 100.0 * c1.item() / n,

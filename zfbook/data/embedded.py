@@ -2,7 +2,7 @@
 
 ImageNet is 150 GB and needs the internet; the paper's experiments need something a CPU can
 train on in minutes and still has to *learn* edges, parts and shapes. Each image holds one
-object of a class, at a random position, scale (radius 22–40 px of 128), rotation (±30°:
+object of a class, at a random position, scale (radius 26–42 px of 128), rotation (±25°:
 objects have an upright pose, as in photographs) and colour, with a textured fill, over a
 background of gradients, stripes, blotches and small distractor marks. Every image carries
 its label, the object mask and bounding box; the ``face`` and ``cat`` classes also carry
