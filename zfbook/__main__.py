@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", required=True, type=Path, help="a run's last.pt or snapshots/epochE.pt")
     x.add_argument("--name", required=True, help="file name in data/, e.g. zfnet-mini.pt")
     x.add_argument("--wall", type=float, default=None, help="wall time of the run in seconds, if measured outside")
+    x.add_argument("--note", default="", help="a remark recorded in the manifest (e.g. how the run was resumed)")
     return p
 
 
@@ -103,6 +104,8 @@ def _export(args):
              "test_top5_centre": round(centre["top5"], 2), "test_top1_10crop": round(ten["top1"], 2),
              "test_top5_10crop": round(ten["top5"], 2), "wall_seconds": round(wall, 1),
              "sha256": sha256(path), "bytes": path.stat().st_size, "format": FORMAT}
+    if args.note:
+        entry["note"] = args.note
     mpath = data_dir() / "MANIFEST.json"
     entries = json.loads(mpath.read_text()) if mpath.exists() else {}
     entries[args.name] = entry

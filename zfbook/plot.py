@@ -684,3 +684,54 @@ def table1_figure(table, paper=PAPER_TABLE1, size: float = 2.6) -> Figure:
 
 __all__ += ["class_colours", "placement_map", "square_outline", "class_map", "fig7", "fig5", "fig8",
             "table1_figure"]
+
+
+# ================================================================== training
+def filter_norms(runs: dict, radius: float = 0.1, ncols: int = 8, zoom: int = 4) -> Figure:
+    """Fig. 6 a: the layer-1 filters of several runs (label → model or weight (M, 3, k, k)),
+    all on one common scale, so a filter that grew shows bright and the rest fade to grey;
+    under each, the filters' RMS in decreasing order with the renormalisation ``radius``."""
+    weights = {k: _first_conv(v).detach().float().cpu() for k, v in runs.items()}
+    scale = max(float(w.abs().max()) for w in weights.values())
+    fig = Figure(figsize=(3.4 * len(weights), 5.0), layout="constrained")
+    axes = fig.subplots(2, len(weights), squeeze=False, height_ratios=(1.3, 1))
+    top = max(float(w.pow(2).mean((1, 2, 3)).sqrt().max()) for w in weights.values())
+    for (label, w), (ax_f, ax_r) in zip(weights.items(), axes.T):
+        tiles = [np.kron(projection_rgb(f, scale), np.ones((zoom, zoom, 1))) for f in w]
+        ax_f.imshow(mosaic(tiles, ncols, gap=2), interpolation="nearest")
+        ax_f.set_title(label, fontsize=9)
+        ax_f.axis("off")
+        rms = w.pow(2).mean((1, 2, 3)).sqrt().sort(descending=True).values.numpy()
+        ax_r.bar(np.arange(len(rms)), rms, color=np.where(rms > radius * 1.0001, "C3", "C0"))
+        ax_r.axhline(radius, color="k", ls="--", lw=1)
+        ax_r.set(xlabel="filter (by RMS)", ylim=(0, 1.08 * max(top, radius)))
+        ax_r.tick_params(labelsize=7)
+    axes[1, 0].set_ylabel(f"RMS (dashed: radius {radius:g})", fontsize=8)
+    return fig
+
+
+def learning_curves(histories: dict) -> Figure:
+    """Per-epoch training histories (label → list of :func:`zfbook.train.train` records):
+    loss, top-1 and top-5 accuracy (train dashed, validation solid) and the learning rate."""
+    fig = Figure(figsize=(11, 3.2), layout="constrained")
+    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
+    for i, (label, hist) in enumerate(histories.items()):
+        ep = [h["epoch"] for h in hist]
+        c = f"C{i}"
+        ax_loss.plot(ep, [h["train_loss"] for h in hist], "--", color=c, label=f"{label} train")
+        ax_loss.plot(ep, [h["val_loss"] for h in hist], "-", color=c, label=f"{label} val")
+        for k, alpha in (("top1", 1.0), ("top5", 0.45)):
+            ax_acc.plot(ep, [h[f"train_{k}"] for h in hist], "--", color=c, alpha=alpha)
+            ax_acc.plot(ep, [h[f"val_{k}"] for h in hist], "-", color=c, alpha=alpha,
+                        label=f"{label} val {k[:3]}-{k[3:]}")
+        ax_lr.step(ep, [h["lr"] for h in hist], where="post", color=c, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="%", title="accuracy (faint: top-5)", ylim=(0, 100))
+    ax_lr.set(xlabel="epoch", title="learning rate", yscale="log")
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+__all__ += ["filter_norms", "learning_curves"]
