@@ -168,7 +168,8 @@ def mini():
 
 @pytest.fixture(scope="module")
 def mini_x():
-    return torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(1)) * 60
+    # pixels in the mini presets' units: ±128 × preset.input_scale (1/64), as the model sees them
+    return torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(1)) * 60 / 64
 
 
 # ------------------------------------------------------------------ equality with references
@@ -200,7 +201,10 @@ def test_matches_modified_backward_dilated_grouped(layer):
                                           ("conv3", "features.relu3"), ("conv5", "features.relu5"),
                                           ("fc6", "classifier.relu6"), ("fc8", "classifier.fc8")])
 def test_matches_modified_backward_zfnet_mini(mini, mini_x, layer, module):
-    feats = [5, 2]
+    from zfbook.models import activations
+    with torch.no_grad():
+        act = activations(mini, mini_x, [layer])[layer]
+    feats = act.reshape(*act.shape[:2], -1).amax(2).argmax(1).tolist()  # each image's most active map
     p = deconv.project(mini, mini_x, layer, feats)
     r = reference(mini, mini_x, module, feats)
     assert r.abs().max() > 0

@@ -91,7 +91,7 @@ def test_caption_names_the_classes_and_the_probability(mini, image):
 def explorer(mini, image):
     return occlusion_explorer(mini, image, 2, classes=CLASSES, sizes=[16, 32],
                               static_sizes=[16, 32], centres=range(0, 112, 8),
-                              static_centres=[24, 88])
+                              static_centres=[24, 88], stride=8)
 
 
 def test_occlusion_explorer_static_grid(explorer):
@@ -127,7 +127,7 @@ def test_occlusion_view_shows_the_grey_square_where_the_sliders_put_it(explorer,
 def test_occlusion_view_is_cached_and_deterministic(mini, image, explorer):
     again = occlusion_explorer(mini, image, 2, classes=CLASSES, sizes=[16, 32],
                                static_sizes=[16, 32], centres=range(0, 112, 8),
-                               static_centres=[24, 88])
+                               static_centres=[24, 88], stride=8)
     assert again.view(y=88, x=24, size=16) == explorer.view(y=88, x=24, size=16)
     assert explorer.occluder.target == 2
 

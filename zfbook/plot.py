@@ -467,7 +467,7 @@ def conv_sampling(image, convs, origin=(0, 0), window: int = 40, margin: int = 4
     return fig
 
 
-# ================================================================== occlusion, invariance, correspondence
+# ======================================================= occlusion, invariance, correspondence
 # Fig. 7 (occlusion), Fig. 5 (invariance), Table 1 and Fig. 8 (correspondence).
 from .correspondence import PAPER_TABLE1, mask_square  # noqa: E402
 from .invariance import transform as _transform  # noqa: E402
@@ -693,8 +693,8 @@ def filter_norms(runs: dict, radius: float = 0.1, ncols: int = 8, zoom: int = 4)
     under each, the filters' RMS in decreasing order with the renormalisation ``radius``."""
     weights = {k: _first_conv(v).detach().float().cpu() for k, v in runs.items()}
     scale = max(float(w.abs().max()) for w in weights.values())
-    fig = Figure(figsize=(3.4 * len(weights), 5.0), layout="constrained")
-    axes = fig.subplots(2, len(weights), squeeze=False, height_ratios=(1.3, 1))
+    fig = Figure(figsize=(3.4 * len(weights), 4.0), layout="constrained")
+    axes = fig.subplots(2, len(weights), squeeze=False, height_ratios=(1, 1))
     top = max(float(w.pow(2).mean((1, 2, 3)).sqrt().max()) for w in weights.values())
     for (label, w), (ax_f, ax_r) in zip(weights.items(), axes.T):
         tiles = [np.kron(projection_rgb(f, scale), np.ones((zoom, zoom, 1))) for f in w]

@@ -456,9 +456,10 @@ def deconv_explorer(model, images, layers=None, *, preprocess=None, names=None,
         preprocess: the images' :class:`~zfbook.data.Preprocess`, to show them in colour.
         names: optional N labels for the images (e.g. their classes).
         static_maps: the feature maps precomputed for the static book (the same for every
-            layer, so each must exist in all of them); default ``n_static_maps`` maps evenly
-            spread over the smallest layer. Live, the slider covers every map of the largest
-            layer; past the end of a smaller layer the view says so.
+            layer, so each must exist in all of them); default: the ``n_static_maps`` maps
+            that fire on the most (layer, static image) pairs, so that few precomputed views
+            are blank. Live, the slider covers every map of the largest layer; past the end of
+            a smaller layer the view says so.
         static_images: indices into ``images`` precomputed for the static book (default
             the first 4).
         width: display width in CSS pixels.
@@ -488,18 +489,20 @@ def deconv_explorer(model, images, layers=None, *, preprocess=None, names=None,
     if any(not 0 <= i < n for i in static_images):
         raise ValueError(f"static_images must be between 0 and {n - 1}")
     model.eval()
+    x = images[static_images]
     with torch.no_grad():
-        probe = activations(model, images[:1], layers)
+        acts = activations(model, x, layers)  # the static images, every layer
     n_maps = {}
     for l in layers:
-        if probe[l].dim() != 4:
-            raise ValueError(f"layer {l!r} has no feature maps (output {tuple(probe[l].shape)}); "
+        if acts[l].dim() != 4:
+            raise ValueError(f"layer {l!r} has no feature maps (output {tuple(acts[l].shape)}); "
                              f"choose convolutional layers")
-        n_maps[l] = probe[l].shape[1]
+        n_maps[l] = acts[l].shape[1]
     fewest = min(n_maps.values())
-    if static_maps is None:
-        k = max(1, min(n_static_maps, fewest))
-        static_maps = [int(round(j * (fewest - 1) / max(1, k - 1))) for j in range(k)]
+    if static_maps is None:  # the maps that fire on the most (layer, static image) pairs
+        fires = sum((acts[l][:, :fewest].flatten(2).amax(2) > 0).sum(0) for l in layers)
+        order = sorted(range(fewest), key=lambda m: (-int(fires[m]), m))
+        static_maps = sorted(order[:max(1, min(n_static_maps, fewest))])
     static_maps = [int(m) for m in static_maps]
     if any(not 0 <= m < fewest for m in static_maps):
         raise ValueError(f"static_maps must be between 0 and {fewest - 1}, the maps every "
@@ -517,9 +520,7 @@ def deconv_explorer(model, images, layers=None, *, preprocess=None, names=None,
             loc = (pos // a.shape[-1], pos % a.shape[-1])
             cache[layer, f, i] = (v, loc, proj[j] if v > 0 else None)
 
-    with torch.no_grad():  # the static grid: one forward and one batched down pass per layer
-        x = images[static_images]
-        acts = activations(model, x, layers)
+    with torch.no_grad():  # the static grid: one batched down pass per layer
         for layer in layers:
             proj = deconv.project(model, x, layer, [static_maps] * len(static_images))
             for r, i in enumerate(static_images):
