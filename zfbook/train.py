@@ -294,10 +294,12 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
             if (i + 1) % cfg.check_every == 0 or i + 1 == len(batches):
                 if not torch.isfinite(loss_sum):
                     bar.close()
+                    kept = (f"The last good checkpoint (epoch {epoch - 1}) is kept at {last}."
+                            if last.exists() else "No checkpoint had been written yet.")
                     raise NonFiniteLoss(
-                        f"the training loss became {loss_sum.item()} in epoch {epoch}; stopping. "
-                        f"The last good checkpoint (epoch {epoch - 1}) is kept at {last}. "
-                        f"Try a lower learning rate (now {opt.param_groups[0]['lr']}).")
+                        f"the training loss became {loss_sum.item()} in epoch {epoch}; stopping. {kept} "
+                        f"Try a new run with a lower --lr (now {opt.param_groups[0]['lr']}; "
+                        f"--resume keeps the checkpoint's learning rate).")
                 bar.set_postfix(loss=f"{loss_sum.item() / ((i + 1) * cfg.batch_size):.3f}")
             steps += 1
             if stop_after_steps is not None and steps >= stop_after_steps:
