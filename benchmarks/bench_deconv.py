@@ -151,8 +151,10 @@ def main():
         acts = activations(model, images[:8], LAYER)[LAYER]
     img = int(acts.flatten(1).amax(1).argmax())  # the image with the strongest conv5 activation
     maps = acts.shape[1]
-    t_a = [(img, *t) for t in targets_of(acts[img], range(maps))]
     x1 = images[img:img + 1]
+    with torch.no_grad():  # seeds from the same one-image forward that project() runs
+        acts1 = activations(model, x1, LAYER)[LAYER]
+    t_a = [(img, *t) for t in targets_of(acts1[0], range(maps))]
     ours_a = deconv.project(model, x1, LAYER, [list(range(maps))])[0]
     ref_a = baseline(images, t_a)
     err_a = agreement(ours_a, ref_a)
