@@ -161,12 +161,6 @@ X_ODD = torch.randn(3, 3, 37, 41, generator=ODD)  # -> 18x20, 9x10, 4x4, 2x2, 2x
 
 
 @pytest.fixture(scope="module")
-def mini():
-    torch.manual_seed(0)
-    return build("zfnet-mini", num_classes=12).eval()
-
-
-@pytest.fixture(scope="module")
 def mini_x():
     # pixels in the mini presets' units: ±128 × preset.input_scale (1/64), as the model sees them
     return torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(1)) * 60 / 64

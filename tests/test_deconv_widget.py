@@ -11,18 +11,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from zfbook import deconv, plot  # noqa: E402
-from zfbook.models import activations, build  # noqa: E402
+from zfbook.models import activations  # noqa: E402
 from zfbook.widgets import Explorer, deconv_explorer  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 LAYERS = ["conv2", "conv5"]
-
-
-@pytest.fixture(scope="module")
-def mini():
-    torch.manual_seed(0)
-    return build("zfnet-mini", num_classes=12).eval()
 
 
 @pytest.fixture(scope="module")

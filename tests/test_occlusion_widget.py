@@ -16,18 +16,11 @@ from zfbook import plot  # noqa: E402
 from zfbook.correspondence import correspondence  # noqa: E402
 from zfbook.data import Preprocess  # noqa: E402
 from zfbook.invariance import invariance_sweep  # noqa: E402
-from zfbook.models import build  # noqa: E402
 from zfbook.occlusion import occlude, occlusion_maps  # noqa: E402
 from zfbook.topk import top_activations  # noqa: E402
 from zfbook.widgets import Occluder, invariance_explorer, occlusion_explorer  # noqa: E402
 
 CLASSES = [f"class{i}" for i in range(12)]
-
-
-@pytest.fixture(scope="module")
-def mini():
-    torch.manual_seed(0)
-    return build("zfnet-mini", num_classes=12).eval()
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from zfbook import deconv, topk
-from zfbook.models import activations, build
+from zfbook.models import activations
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-
-
-@pytest.fixture(scope="module")
-def mini():
-    torch.manual_seed(0)
-    return build("zfnet-mini", num_classes=12).eval()
 
 
 @pytest.fixture(scope="module")
