@@ -62,12 +62,31 @@ def test_resume_continues_exactly(tmp_path):
 
 
 KILL_SCRIPT = r"""
-import sys, torch
-from types import SimpleNamespace
+import sys, pathlib
 sys.path.insert(0, {tests!r})
 from test_train import tiny_data, cfg
 from zfbook import train
-train.train(cfg(epochs=3), sys.argv[1], data=tiny_data(), progress=False, resume=True)
+
+marker = pathlib.Path(sys.argv[1]) / "in-epoch-2"
+plain = train.tqdm
+
+
+class Marked:  # the progress bar, which also marks step 5 of epoch 2 on disk
+    def __init__(self, it, *a, **k):
+        self.bar, self.desc = plain(it, *a, **k), k.get("desc", "")
+
+    def __iter__(self):
+        for i, batch in enumerate(self.bar):
+            if self.desc.startswith("epoch 2/") and i == 5:
+                marker.touch()
+            yield batch
+
+    def __getattr__(self, name):
+        return getattr(self.bar, name)
+
+
+train.tqdm = Marked
+train.train(cfg(epochs=3), sys.argv[1], data=tiny_data(n=320), progress=False, resume=True)
 """
 
 
@@ -79,13 +98,12 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     subprocess.run([PY, str(script), str(ref)], check=True)
     proc = subprocess.Popen([PY, str(script), str(run)])
     deadline = time.time() + 300
-    while not (run / "last.pt").exists() and time.time() < deadline:   # epoch 1 done
-        time.sleep(0.02)
-    time.sleep(0.3)  # well inside epoch 2
-    proc.send_signal(signal.SIGKILL)
+    while not (run / "in-epoch-2").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)   # 20 steps per epoch: this lands inside epoch 2
     proc.wait()
     ck = checkpoint.load_checkpoint(run / "last.pt")
-    assert ck["epoch"] in (1, 2), "the kill should land before the run finished"
+    assert ck["epoch"] == 1, "the kill should land inside epoch 2"
     subprocess.run([PY, str(script), str(run)], check=True)
     a = checkpoint.load_checkpoint(ref / "last.pt")
     b = checkpoint.load_checkpoint(run / "last.pt")
