@@ -21,13 +21,11 @@ Times are the best of R rounds, the contenders run in alternation (after a warm-
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import time
 import warnings
 
 import torch
-from torch import nn
 
 from zfbook import deconv, topk
 from zfbook.models import activations, build, layer_module
@@ -59,24 +57,9 @@ def load_images(preprocess, n):
             f"random tensor ({n} images; embedded test set unavailable: {type(e).__name__}: {e})"
 
 
-class PassNorm(nn.Module):
-    """LRN forward, identity backward: what the deconvnet does with contrast normalisation."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, x):
-        return x + (self.m(x) - x).detach()
-
-
 def captum_baseline(model):
     from captum.attr import NeuronDeconvolution
-    m = copy.deepcopy(model).eval()
-    for name, mod in list(m.named_modules()):
-        if isinstance(mod, nn.LocalResponseNorm):
-            parent, _, child = name.rpartition(".")
-            setattr(m.get_submodule(parent), child, PassNorm(mod))
+    m = deconv.pass_norm(model).eval()  # LRN forward, identity backward, as the deconvnet does
     layer = m.get_submodule(MODULE)
     nd = NeuronDeconvolution(m, layer)
 

@@ -641,3 +641,15 @@ def test_flatten_written_as_view():
         deconv.project(_ViewFlatten(batch_flatten=False).eval(), x[:1], "fc", 0)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         deconv.project(net, x[0], "fc", 0)
+
+
+def test_pass_norm_keeps_the_forward_and_passes_the_gradient():
+    lrn = nn.Sequential(nn.LocalResponseNorm(5, alpha=1e-1, beta=0.75, k=2.0))
+    x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    passed = deconv.pass_norm(lrn)
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in passed.children())
+    torch.testing.assert_close(passed(x), lrn(x))
+    (g,) = torch.autograd.grad(passed(x).sum(), x)
+    torch.testing.assert_close(g, torch.ones_like(x))  # identity backward
+    (g_lrn,) = torch.autograd.grad(lrn(x).sum(), x)
+    assert not torch.allclose(g_lrn, torch.ones_like(x))  # the real LRN's gradient differs

@@ -230,3 +230,32 @@ def test_trains_on_an_imagefolder_tree_through_the_cli(tmp_path):
     ck = checkpoint.load_checkpoint(out / "last.pt")
     assert ck["classes"] == ["cat", "dog"] and ck["mean"].shape == (3, 128, 128)
     assert main(["train", "--dataset", "imagefolder", "--out", str(out)]) == 2  # no --data-root
+
+
+def test_evaluate_reads_the_real_dataset_a_checkpoint_was_trained_on(tmp_path, capsys):
+    """A run on an ImageFolder tree is evaluated on that tree's val split, not the embedded set."""
+    from PIL import Image
+    from zfbook.data.real import load
+    g = torch.Generator().manual_seed(1)
+    for split in ("train", "val"):
+        for c in ("a", "b", "c"):
+            (tmp_path / "tree" / split / c).mkdir(parents=True)
+            for i in range(4):
+                arr = torch.randint(0, 256, (140, 140, 3), dtype=torch.uint8, generator=g).numpy()
+                Image.fromarray(arr).save(tmp_path / "tree" / split / c / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "zfnet-mini", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+                 "--dataset", "imagefolder", "--data-root", str(tmp_path / "tree"), "--workers", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out / "last.pt"), "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "imagefolder val split" in text
+    model = checkpoint.model_from_checkpoint(checkpoint.load_checkpoint(out / "last.pt"))
+    want = train.evaluate(model, load("imagefolder", tmp_path / "tree", "val", size=128), None, model.preprocess)
+    assert f"top-1 {want['top1']:.2f}%" in text.splitlines()[1]
+    # moved data: --data-root points at it; a wrong root fails with one line, exit 2
+    (tmp_path / "tree").rename(tmp_path / "moved")
+    assert main(["evaluate", "--checkpoint", str(out / "last.pt"), "--device", "cpu"]) == 2
+    assert main(["evaluate", "--checkpoint", str(out / "last.pt"), "--device", "cpu",
+                 "--data-root", str(tmp_path / "moved")]) == 0

@@ -38,26 +38,44 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True, type=Path)
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument("--device", default="auto", help=f"one of: {', '.join(DEVICES)}")
+    e.add_argument("--data-root", default="", help="for a run on a real dataset: its folder "
+                   "(default: the run's own); its validation split stands in for test")
     x = sub.add_parser("export", help="write a run's weights as float16 into data/ and record it in the manifest")
     x.add_argument("--checkpoint", required=True, type=Path, help="a run's last.pt or snapshots/epochE.pt")
     x.add_argument("--name", required=True, help="file name in data/, e.g. zfnet-mini.pt")
     x.add_argument("--wall", type=float, default=None, help="wall time of the run in seconds, if measured outside")
     x.add_argument("--note", default="", help="a remark recorded in the manifest (e.g. how the run was resumed)")
+    x.add_argument("--data-root", default="", help="for a run on a real dataset: its folder (default: the run's own)")
     return p
 
 
-def _test_set(ckpt, split):
-    from .data.embedded import embedded
-    return embedded(split, seed=ckpt.get("config", {}).get("seed", 0))
+def _eval_set(ckpt, split, data_root=""):
+    """The split a checkpoint is evaluated on: the embedded dataset's own splits, or, for a run
+    on a real dataset, that dataset read from ``data_root`` (default: the run's own root). Real
+    datasets have no test split here: ``test`` and ``val`` both mean their validation split."""
+    from .train import _VAL_SPLIT
+    cfg = ckpt.get("config", {})
+    dataset = cfg.get("dataset", "embedded")
+    if dataset == "embedded":
+        from .data.embedded import embedded
+        return embedded(split, seed=cfg.get("seed", 0)), split
+    from .data.real import load
+    root = data_root or cfg.get("data_root", "")
+    if not root:
+        raise ValueError(f"this checkpoint was trained on {dataset!r}: pass --data-root (its folder)")
+    real_split = "train" if split == "train" else _VAL_SPLIT[dataset]
+    size = models.PRESETS[ckpt["preset"]].resize
+    return load(dataset, Path(root), real_split, size=size), f"{dataset} {real_split}"
 
 
-def _evaluate(ckpt, source, split, device):
+def _evaluate(ckpt, source, split, device, data_root=""):
     model = model_from_checkpoint(ckpt, source)
-    data = _test_set(ckpt, split)
+    data, name = _eval_set(ckpt, split, data_root)
     dev = resolve_device(device)
-    centre = evaluate(model, data.images, data.labels, model.preprocess, device=dev)
-    ten = evaluate(model, data.images, data.labels, model.preprocess, ten_crop=True, device=dev)
-    return centre, ten
+    images, labels = (data.images, data.labels) if hasattr(data, "images") else (data, None)
+    centre = evaluate(model, images, labels, model.preprocess, device=dev)
+    ten = evaluate(model, images, labels, model.preprocess, ten_crop=True, device=dev)
+    return centre, ten, name
 
 
 def main(argv=None) -> int:
@@ -77,8 +95,8 @@ def main(argv=None) -> int:
                       f"checkpoint {args.out / 'last.pt'}")
         elif args.cmd == "evaluate":
             ckpt = load_checkpoint(args.checkpoint)
-            centre, ten = _evaluate(ckpt, str(args.checkpoint), args.split, args.device)
-            print(f"{args.checkpoint} ({ckpt['preset']}, epoch {ckpt.get('epoch', '?')}) on the {args.split} split:")
+            centre, ten, split = _evaluate(ckpt, str(args.checkpoint), args.split, args.device, args.data_root)
+            print(f"{args.checkpoint} ({ckpt['preset']}, epoch {ckpt.get('epoch', '?')}) on the {split} split:")
             print(f"  centre crop: top-1 {centre['top1']:.2f}%  top-5 {centre['top5']:.2f}%")
             print(f"  10 crops:    top-1 {ten['top1']:.2f}%  top-5 {ten['top5']:.2f}%")
         elif args.cmd == "export":
@@ -96,7 +114,7 @@ def _export(args):
     small["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     path = data_dir() / args.name
     save_atomic(small, path)
-    centre, ten = _evaluate(load_checkpoint(path), str(path), "test", "cpu")
+    centre, ten, split = _evaluate(load_checkpoint(path), str(path), "test", "cpu", args.data_root)
     cfg = ckpt.get("config", {})
     wall = args.wall if args.wall is not None else sum(h["seconds"] for h in ckpt["history"])
     entry = {"command": cfg.get("command", ""), "preset": ckpt["preset"], "seed": cfg.get("seed"),
@@ -104,6 +122,8 @@ def _export(args):
              "test_top5_centre": round(centre["top5"], 2), "test_top1_10crop": round(ten["top1"], 2),
              "test_top5_10crop": round(ten["top5"], 2), "wall_seconds": round(wall, 1),
              "sha256": sha256(path), "bytes": path.stat().st_size, "format": FORMAT}
+    if split != "test":  # a real dataset: its validation split stood in for a test split
+        entry["evaluated_on"] = split
     if args.note:
         entry["note"] = args.note
     mpath = data_dir() / "MANIFEST.json"

@@ -42,7 +42,7 @@ from torch.nn.grad import conv2d_input
 
 from .models import ConvNet, layer_module
 
-__all__ = ["project", "gradient", "receptive_field", "crop", "switches", "unpool", "steps", "Step",
+__all__ = ["project", "gradient", "pass_norm", "receptive_field", "crop", "switches", "unpool", "steps", "Step",
            "chain", "Link", "RefusedError"]
 
 _ALLOWED = ("Conv2d, ReLU, MaxPool2d, LocalResponseNorm, Dropout, Flatten, Linear "
@@ -578,6 +578,19 @@ class _PassNorm(nn.Module):
         return x + (self.norm(x) - x).detach()
 
 
+def pass_norm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose contrast normalisation (``nn.LocalResponseNorm``) computes the
+    same forward but passes the gradient through unchanged, as the deconvnet does on the way
+    down (Section 2.1). Attribution libraries run on this copy compute the deconvnet's own
+    projection (e.g. Captum's ``NeuronDeconvolution``)."""
+    net = _copy.deepcopy(model)
+    for mname, m in list(net.named_modules()):
+        if isinstance(m, nn.LocalResponseNorm):
+            parent, _, child = mname.rpartition(".")
+            setattr(net.get_submodule(parent), child, _PassNorm(m))
+    return net
+
+
 def gradient(model: nn.Module, images: torch.Tensor, layer: str, feature, location=None, *,
              norm: str = "pass") -> torch.Tensor:
     """The same projection computed by autograd: a *modified backward pass* (Section 2.1).
@@ -597,13 +610,11 @@ def gradient(model: nn.Module, images: torch.Tensor, layer: str, feature, locati
     name = _module_name(model, layer)
     chain(model, layer)  # refuse the same models project() refuses
     img, feat, loc, _ = _seeds(images.shape[0], feature, location, None)
-    net = _copy.deepcopy(model).eval()
+    net = (pass_norm(model) if norm == "pass" else _copy.deepcopy(model)).eval()
     for mname, m in list(net.named_modules()):
-        new = (_DeconvReLU() if isinstance(m, nn.ReLU) else
-               _PassNorm(m) if isinstance(m, nn.LocalResponseNorm) and norm == "pass" else None)
-        if new is not None:
+        if isinstance(m, nn.ReLU):
             parent, _, child = mname.rpartition(".")
-            setattr(net.get_submodule(parent), child, new)
+            setattr(net.get_submodule(parent), child, _DeconvReLU())
     target = net.get_submodule(name)
     seen = []
 
