@@ -27,7 +27,7 @@ def tiny_data(n=48, seed=0):
 
 
 def cfg(**kw):
-    base = dict(preset="zfnet-mini", epochs=3, batch_size=16, device="cpu", snapshots=(1, 3))
+    base = dict(preset="zfnet-mini", epochs=3, batch_size=16, lr=0.01, device="cpu", snapshots=(1, 3))
     base.update(kw)
     return train.Config(**base)
 
@@ -259,3 +259,28 @@ def test_evaluate_reads_the_real_dataset_a_checkpoint_was_trained_on(tmp_path, c
     assert main(["evaluate", "--checkpoint", str(out / "last.pt"), "--device", "cpu"]) == 2
     assert main(["evaluate", "--checkpoint", str(out / "last.pt"), "--device", "cpu",
                  "--data-root", str(tmp_path / "moved")]) == 0
+
+
+def test_config_takes_the_presets_recipe_unless_told_otherwise():
+    full = train.Config(preset="zfnet")
+    assert (full.epochs, full.batch_size, full.lr, full.anneal) == (70, 128, 0.01, ())  # the paper's
+    mini = train.Config(preset="zfnet-mini")
+    r = train.RECIPES["zfnet-mini"]
+    assert (mini.epochs, mini.batch_size, mini.lr, mini.anneal) == (r["epochs"], r["batch_size"], r["lr"],
+                                                                     tuple(r["anneal"]))
+    mine = train.Config(preset="zfnet-mini", epochs=2, batch_size=8, lr=0.5, anneal=())
+    assert (mine.epochs, mine.batch_size, mine.lr, mine.anneal) == (2, 8, 0.5, ())
+    assert set(train.RECIPES) == set(zfbook.models.PRESETS)
+
+
+def test_fixed_anneal_multiplies_the_learning_rate(tmp_path):
+    hist = train.train(cfg(lr=0.01, anneal=(1, 2)), tmp_path, data=tiny_data(), progress=False)
+    assert [h["lr"] for h in hist] == pytest.approx([0.01, 0.001, 0.0001])
+
+
+def test_cli_recipe_flags(tmp_path, capsys):
+    assert main(["train", "--anneal", "x", "--out", str(tmp_path), "--epochs", "1"]) == 2
+    assert "--anneal" in capsys.readouterr().err
+    from zfbook.__main__ import _parser
+    args = _parser().parse_args(["train", "--out", "o"])
+    assert args.epochs is None and args.batch_size is None and args.lr is None  # the recipe decides

@@ -18,7 +18,6 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train a preset with the paper's recipe (Section 3)")
     t.add_argument("--preset", default="zfnet-mini", help=f"one of: {', '.join(models.PRESETS)}")
-    t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--device", default="auto", help=f"one of: {', '.join(DEVICES)} (or cuda:N)")
     t.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.json, snapshots/")
     t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
@@ -27,8 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download a real dataset where torchvision can")
     t.add_argument("--workers", type=int, default=4, help="DataLoader workers for real datasets")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
+    t.add_argument("--batch-size", type=int, default=None, help="default: the preset's recipe")
+    t.add_argument("--lr", type=float, default=None, help="default: the preset's recipe")
+    t.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1, "
+                   "e.g. 12 or 12,20 (default: the preset's recipe; 'none' for none)")
     t.add_argument("--weight-decay", type=float, default=5e-4)
     t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
@@ -47,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--note", default="", help="a remark recorded in the manifest (e.g. how the run was resumed)")
     x.add_argument("--data-root", default="", help="for a run on a real dataset: its folder (default: the run's own)")
     return p
+
+
+def _epochs(text):
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--anneal takes epochs separated by commas (e.g. 12,20) or 'none', got {text!r}")
 
 
 def _eval_set(ckpt, split, data_root=""):
@@ -85,7 +98,7 @@ def main(argv=None) -> int:
             cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                          seed=args.seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          data_root=args.data_root, download=args.download, workers=args.workers,
-                         renorm=not args.no_renorm,
+                         renorm=not args.no_renorm, anneal=_epochs(args.anneal),
                          snapshots=tuple(int(s) for s in args.snapshots.split(",") if s.strip()),
                          command="python -m zfbook " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)))
             history = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
