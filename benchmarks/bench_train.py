@@ -104,17 +104,21 @@ def run_trainer(data, steps: int, out: Path) -> list[float]:
     return list(_StampedBar.stamps)
 
 
+def _bare_setup(train_set, seed: int):
+    """The bare loop's model, preprocessing, optimiser and data order generator, seeded as the
+    trainer seeds its own."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = models.build(PRESET, len(train_set.classes)).train()
+    prep = Preprocess(mean_image(train_set.images), model.preset.crop, model.preset.input_scale)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    return model, prep, opt, gen, (train_set.images, train_set.labels)
+
+
 def run_bare(data, steps: int, renorm: bool = False, seed: int = 0):
     """The baseline loop; returns (stamps, model). Seeded exactly as the trainer is, so that
     with ``renorm=True`` it reproduces the trainer's weights."""
-    train_set = data[0]
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = models.build(PRESET, len(train_set.classes))
-    prep = Preprocess(mean_image(train_set.images), model.preset.crop, model.preset.input_scale)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    model.train()
-    images, labels = train_set.images, train_set.labels
+    model, prep, opt, gen, (images, labels) = _bare_setup(data[0], seed)
     order = torch.randperm(len(labels), generator=gen)
     stamps = []
     for i in range(0, min(len(labels), (steps + 1) * BATCH), BATCH):
@@ -150,13 +154,7 @@ class _PairedBar(_StampedBar):
 
 def bare_stepper(data, seed: int = 1):
     """One step of the bare loop per call, on its own model; returns the step's seconds."""
-    train_set = data[0]
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = models.build(PRESET, len(train_set.classes)).train()
-    prep = Preprocess(mean_image(train_set.images), model.preset.crop, model.preset.input_scale)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    images, labels = train_set.images, train_set.labels
+    model, prep, opt, gen, (images, labels) = _bare_setup(data[0], seed)
 
     def step() -> float:
         t = time.perf_counter()

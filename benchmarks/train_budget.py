@@ -60,8 +60,8 @@ def main() -> None:
     print(f"test top-1         {centre:6.2f}% centre crop, {ten:.2f}% 10 crops (target ≥{TARGET:.0f}%: "
           f"{'met' if centre >= TARGET else 'NOT met'} with the centre crop)")
     print(f"val top-1 ≥{TARGET:.0f}%     " + (f"first after epoch {first} of {len(history)}" if first else "never"))
-    print(f"epochs             {len(history)}, {sum(h['seconds'] for h in history):.1f} s of them "
-          f"({wall - sum(h['seconds'] for h in history):.1f} s start-up and data)")
+    epochs_s = sum(h["seconds"] for h in history)
+    print(f"epochs             {len(history)}, {epochs_s:.1f} s of them ({wall - epochs_s:.1f} s start-up and data)")
 
 
 if __name__ == "__main__":

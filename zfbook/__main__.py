@@ -10,7 +10,7 @@ from pathlib import Path
 from . import models
 from .checkpoint import (CheckpointError, data_dir, load_checkpoint, model_from_checkpoint, save_atomic,
                          sha256, FORMAT)
-from .train import DEVICES, DATASETS, SNAPSHOTS, Config, evaluate, resolve_device, train
+from .train import DEVICES, DATASETS, SNAPSHOTS, Config, evaluate, real_split, resolve_device, train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,34 +51,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _epochs(text):
-    if text is None:
-        return None
-    if text.strip().lower() == "none":
-        return ()
+def _epochs(text, flag):
+    """``--snapshots`` / ``--anneal``: epochs separated by commas."""
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--anneal takes epochs separated by commas (e.g. 12,20) or 'none', got {text!r}")
+        raise ValueError(f"{flag} takes epochs separated by commas (e.g. 12,20), got {text!r}"
+                         + (" (or 'none')" if flag == "--anneal" else ""))
+
+
+def _anneal(text):
+    if text is None:  # the preset's recipe
+        return None
+    return () if text.strip().lower() == "none" else _epochs(text, "--anneal")
 
 
 def _eval_set(ckpt, split, data_root=""):
-    """The split a checkpoint is evaluated on: the embedded dataset's own splits, or, for a run
-    on a real dataset, that dataset read from ``data_root`` (default: the run's own root). Real
-    datasets have no test split here: ``test`` and ``val`` both mean their validation split."""
-    from .train import _VAL_SPLIT
+    """The split a checkpoint is evaluated on, and its name: the embedded dataset's own
+    splits, or, for a run on a real dataset, that dataset read from ``data_root`` (default:
+    the run's own root), whose validation split stands in for ``test`` (``train.real_split``)."""
     cfg = ckpt.get("config", {})
     dataset = cfg.get("dataset", "embedded")
     if dataset == "embedded":
         from .data.embedded import embedded
         return embedded(split, seed=cfg.get("seed", 0)), split
-    from .data.real import load
-    root = data_root or cfg.get("data_root", "")
-    if not root:
-        raise ValueError(f"this checkpoint was trained on {dataset!r}: pass --data-root (its folder)")
-    real_split = "train" if split == "train" else _VAL_SPLIT[dataset]
-    size = models.PRESETS[ckpt["preset"]].resize
-    return load(dataset, Path(root), real_split, size=size), f"{dataset} {real_split}"
+    data = real_split(dataset, data_root or cfg.get("data_root", ""), split, ckpt["preset"])
+    return data, f"{data.name} {data.split}"
 
 
 def _evaluate(ckpt, source, split, device, data_root=""):
@@ -98,8 +96,8 @@ def main(argv=None) -> int:
             cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                          seed=args.seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          data_root=args.data_root, download=args.download, workers=args.workers,
-                         renorm=not args.no_renorm, anneal=_epochs(args.anneal),
-                         snapshots=tuple(int(s) for s in args.snapshots.split(",") if s.strip()),
+                         renorm=not args.no_renorm, anneal=_anneal(args.anneal),
+                         snapshots=_epochs(args.snapshots, "--snapshots"),
                          command="python -m zfbook " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)))
             history = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
             if history:

@@ -583,11 +583,15 @@ def pass_norm(model: nn.Module) -> nn.Module:
     same forward but passes the gradient through unchanged, as the deconvnet does on the way
     down (Section 2.1). Attribution libraries run on this copy compute the deconvnet's own
     projection (e.g. Captum's ``NeuronDeconvolution``)."""
-    net = _copy.deepcopy(model)
+    return _swap(_copy.deepcopy(model), nn.LocalResponseNorm, _PassNorm)
+
+
+def _swap(net: nn.Module, kind: type, make) -> nn.Module:
+    """Replace, in place, every ``kind`` submodule ``m`` of ``net`` by ``make(m)``."""
     for mname, m in list(net.named_modules()):
-        if isinstance(m, nn.LocalResponseNorm):
+        if isinstance(m, kind):
             parent, _, child = mname.rpartition(".")
-            setattr(net.get_submodule(parent), child, _PassNorm(m))
+            setattr(net.get_submodule(parent), child, make(m))
     return net
 
 
@@ -610,11 +614,8 @@ def gradient(model: nn.Module, images: torch.Tensor, layer: str, feature, locati
     name = _module_name(model, layer)
     chain(model, layer)  # refuse the same models project() refuses
     img, feat, loc, _ = _seeds(images.shape[0], feature, location, None)
-    net = (pass_norm(model) if norm == "pass" else _copy.deepcopy(model)).eval()
-    for mname, m in list(net.named_modules()):
-        if isinstance(m, nn.ReLU):
-            parent, _, child = mname.rpartition(".")
-            setattr(net.get_submodule(parent), child, _DeconvReLU())
+    net = _swap(pass_norm(model) if norm == "pass" else _copy.deepcopy(model), nn.ReLU,
+                lambda _: _DeconvReLU()).eval()
     target = net.get_submodule(name)
     seen = []
 

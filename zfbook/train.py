@@ -25,7 +25,8 @@ from . import models
 from .checkpoint import FORMAT, CheckpointError, load_checkpoint, load_state, save_atomic
 from .data.preprocess import Preprocess, mean_image
 
-__all__ = ["Config", "RECIPES", "PAPER_RECIPE", "train", "evaluate", "resolve_device", "NonFiniteLoss", "DEVICES", "DATASETS"]
+__all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
+           "resolve_device", "NonFiniteLoss", "DEVICES", "DATASETS"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: training data: the embedded dataset, or a real one with a train and a validation split
@@ -40,6 +41,8 @@ class NonFiniteLoss(RuntimeError):
 
 #: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet.
 PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": ()}
+#: The CPU recipe of the mini presets (see :data:`RECIPES`).
+MINI_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,)}
 #: Each preset's recipe: what ``Config`` fields left at ``None`` become. The full-size models
 #: take the paper's. The CPU-scale minis keep its optimiser, momentum, dropout, weight decay
 #: and renormalisation, and change only the batch, the learning rate, the length and one fixed
@@ -47,8 +50,7 @@ PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": ()}
 #: reaches 90% test top-1 on the embedded dataset within 10 minutes on a 2-core CPU.
 RECIPES = {
     "zfnet": PAPER_RECIPE, "alexnet": PAPER_RECIPE, "zfnet-wide": PAPER_RECIPE,
-    "zfnet-mini": {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,)},
-    "alexnet-mini": {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,)},
+    "zfnet-mini": MINI_RECIPE, "alexnet-mini": MINI_RECIPE,
 }
 
 
@@ -116,16 +118,20 @@ def _load_data(cfg: Config):
     if cfg.dataset == "embedded":
         from .data.embedded import embedded
         return embedded("train", seed=cfg.seed), embedded("val", seed=cfg.seed)
+    return tuple(real_split(cfg.dataset, cfg.data_root, split, cfg.preset, download=cfg.download)
+                 for split in ("train", "val"))
+
+
+def real_split(dataset: str, root, split: str, preset: str, *, download: bool = False):
+    """A real dataset's ``train`` split, or for any other ``split`` the one that serves as its
+    validation split (CIFAR-10's ``test``, the others' ``val``; imagefolder: ``root/train`` and
+    ``root/val``), resized to ``preset``'s input side. Training reads both; ``evaluate``
+    reads the validation split in place of a test split."""
     from .data.real import load
-    if not cfg.data_root:
-        raise ValueError(f"dataset {cfg.dataset!r} needs --data-root (its folder)")
-    size = models.PRESETS[cfg.preset].resize
-    train_split = None if cfg.dataset == "imagefolder" else "train"
-    train_set = load(cfg.dataset, Path(cfg.data_root), train_split, size=size, download=cfg.download)
-    if cfg.dataset == "imagefolder":  # root/train and root/val
-        train_set = load(cfg.dataset, Path(cfg.data_root), "train", size=size)
-    val_set = load(cfg.dataset, Path(cfg.data_root), _VAL_SPLIT[cfg.dataset], size=size, download=cfg.download)
-    return train_set, val_set
+    if not root:
+        raise ValueError(f"dataset {dataset!r} needs --data-root (its folder)")
+    name = "train" if split == "train" else _VAL_SPLIT[dataset]
+    return load(dataset, Path(root), name, size=models.PRESETS[preset].resize, download=download)
 
 
 def _mean_of(dataset, n: int, batch_size: int, workers: int) -> torch.Tensor:
