@@ -56,8 +56,8 @@ def _epochs(text, flag):
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"{flag} takes epochs separated by commas (e.g. 12,20), got {text!r}"
-                         + (" (or 'none')" if flag == "--anneal" else ""))
+        also = " or 'none'" if flag == "--anneal" else ""
+        raise ValueError(f"{flag} takes epochs separated by commas (e.g. 12,20){also}, got {text!r}")
 
 
 def _anneal(text):
