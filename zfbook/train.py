@@ -71,6 +71,7 @@ class Config:
     patience: int = 3
     anneal: tuple | None = None  # epochs after which the learning rate is ×0.1 ("by hand")
     seed: int = 0
+    data_seed: int | None = None  # the embedded dataset's seed; None: the same as ``seed``
     device: str = "auto"
     dataset: str = "embedded"
     snapshots: tuple = SNAPSHOTS
@@ -90,6 +91,8 @@ class Config:
                 setattr(self, key, value)
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.data_seed is None:
+            self.data_seed = self.seed
         self.snapshots = tuple(sorted(set(int(s) for s in self.snapshots)))
         self.anneal = tuple(sorted(set(int(s) for s in self.anneal)))
 
@@ -117,7 +120,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 def _load_data(cfg: Config):
     if cfg.dataset == "embedded":
         from .data.embedded import embedded
-        return embedded("train", seed=cfg.seed), embedded("val", seed=cfg.seed)
+        return embedded("train", seed=cfg.data_seed), embedded("val", seed=cfg.data_seed)
     return tuple(real_split(cfg.dataset, cfg.data_root, split, cfg.preset, download=cfg.download)
                  for split in ("train", "val"))
 

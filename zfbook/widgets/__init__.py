@@ -469,8 +469,8 @@ def deconv_explorer(model, images, layers=None, *, preprocess=None, names=None,
     """
     import torch
 
-    from . import deconv, plot
-    from .models import ConvNet, activations
+    from .. import deconv, plot
+    from ..models import ConvNet, activations
 
     if images.dim() != 4:
         raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
@@ -607,7 +607,7 @@ class Occluder:
     """
 
     def __init__(self, model, image, target: int, *, stride: int = 4, fill=None, classes=None):
-        from .occlusion import IncrementalForward
+        from ..occlusion import IncrementalForward
 
         self.model, self.image, self.target = model, image, int(target)
         self.classes = list(classes if classes is not None else getattr(model, "classes", []))
@@ -640,7 +640,7 @@ class Occluder:
 
     def maps(self, size: int):
         """The :class:`~zfbook.occlusion.OcclusionMaps` for squares of side ``size`` (cached)."""
-        from .occlusion import occlusion_maps
+        from ..occlusion import occlusion_maps
 
         size = int(size)
         if size not in self._maps:
@@ -665,8 +665,8 @@ def occlusion_explorer(model, image, target: int, *, classes=None, preprocess=No
     """
     from matplotlib.figure import Figure
 
-    from . import plot
-    from .occlusion import occlude
+    from .. import plot
+    from ..occlusion import occlude
 
     preprocess = preprocess or getattr(model, "preprocess", None)
     occ = Occluder(model, image, target, stride=stride, fill=fill, classes=classes)
@@ -732,8 +732,8 @@ def invariance_explorer(sweep, images, preprocess, *, classes=None, static=None,
     precomputed for the static book (default: all)."""
     from matplotlib.figure import Figure
 
-    from . import plot
-    from .invariance import transform
+    from .. import plot
+    from ..invariance import transform
 
     units = {"translation": " px", "scale": "×", "rotation": "°"}
     unit = units.get(sweep.transform, "")

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from torch import nn
 
-from . import deconv
+from .. import deconv
 
 __all__ = ["projection_rgb", "image_rgb", "mosaic", "feature_grid", "fig2", "fig2_maps",
            "layer1_filters", "deconvnet_diagram", "steps_figure", "unpooling_figure",
@@ -469,9 +469,9 @@ def conv_sampling(image, convs, origin=(0, 0), window: int = 40, margin: int = 4
 
 # ======================================================= occlusion, invariance, correspondence
 # Fig. 7 (occlusion), Fig. 5 (invariance), Table 1 and Fig. 8 (correspondence).
-from .correspondence import PAPER_TABLE1, mask_square  # noqa: E402
-from .invariance import transform as _transform  # noqa: E402
-from .occlusion import occlude, occlusion_maps  # noqa: E402
+from ..correspondence import PAPER_TABLE1, mask_square  # noqa: E402
+from ..invariance import transform as _transform  # noqa: E402
+from ..occlusion import occlude, occlusion_maps  # noqa: E402
 
 
 def class_colours(n: int) -> list:

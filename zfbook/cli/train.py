@@ -1,0 +1,63 @@
+"""``python -m zfbook train``: train a preset with the paper's recipe (Section 3)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import models
+from ..train import DATASETS, DEVICES, SNAPSHOTS, Config, train
+
+NAME = "train"
+HELP = "train a preset with the paper's recipe (Section 3)"
+
+
+def add_arguments(t) -> None:
+    t.add_argument("--preset", default="zfnet-mini", help=f"one of: {', '.join(models.PRESETS)}")
+    t.add_argument("--device", default="auto", help=f"one of: {', '.join(DEVICES)} (or cuda:N)")
+    t.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.json, snapshots/")
+    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
+    t.add_argument("--dataset", default="embedded", help=f"one of: {', '.join(DATASETS)}")
+    t.add_argument("--data-root", default="", help="a real dataset's folder (see zfbook.data.load)")
+    t.add_argument("--download", action="store_true", help="download a real dataset where torchvision can")
+    t.add_argument("--workers", type=int, default=4, help="DataLoader workers for real datasets")
+    t.add_argument("--seed", type=int, default=0, help="initialisation, data order and augmentation")
+    t.add_argument("--data-seed", type=int, default=None,
+                   help="the embedded dataset's seed (default: --seed); fix it to vary only the network's seed")
+    t.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
+    t.add_argument("--batch-size", type=int, default=None, help="default: the preset's recipe")
+    t.add_argument("--lr", type=float, default=None, help="default: the preset's recipe")
+    t.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1, "
+                   "e.g. 12 or 12,20 (default: the preset's recipe; 'none' for none)")
+    t.add_argument("--weight-decay", type=float, default=5e-4)
+    t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
+    t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
+                   help="epochs after which to keep a snapshot of the weights (Fig. 4)")
+    t.add_argument("--no-progress", action="store_true")
+
+
+def epochs(text, flag):
+    """``--snapshots`` / ``--anneal``: epochs separated by commas."""
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        also = " or 'none'" if flag == "--anneal" else ""
+        raise ValueError(f"{flag} takes epochs separated by commas (e.g. 12,20){also}, got {text!r}")
+
+
+def anneal(text):
+    if text is None:  # the preset's recipe
+        return None
+    return () if text.strip().lower() == "none" else epochs(text, "--anneal")
+
+
+def run(args) -> int:
+    cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
+                 seed=args.seed, data_seed=args.data_seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                 data_root=args.data_root, download=args.download, workers=args.workers,
+                 renorm=not args.no_renorm, anneal=anneal(args.anneal),
+                 snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
+    history = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    if history:
+        h = history[-1]
+        print(f"done: epoch {h['epoch']}, val top-1 {h['val_top1']:.2f}%, top-5 {h['val_top5']:.2f}%; "
+              f"checkpoint {args.out / 'last.pt'}")
+    return 0
