@@ -55,8 +55,10 @@ book: setup
 
 html: setup
 	@mkdir -p _build
-	@$(PY) -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); \
-	  c["execute"]["execute_notebooks"] = "off"; yaml.safe_dump(c, open(sys.argv[1], "w"))' $(HTML_CONFIG)
+	@$(PY) -c 'import os, sys, yaml; c = yaml.safe_load(open("_config.yml")); \
+	  c["execute"]["execute_notebooks"] = "off"; ext = c["sphinx"].get("local_extensions", {}); \
+	  ext.update({k: os.path.abspath(v) for k, v in ext.items()}); \
+	  yaml.safe_dump(c, open(sys.argv[1], "w"))' $(HTML_CONFIG)
 	$(JB) build . -W --keep-going -q --config $(HTML_CONFIG)
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 

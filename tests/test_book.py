@@ -88,13 +88,135 @@ def test_chapter_has_title_block_and_closing_sections(path):
         assert section.lower() in found, f"missing section '## {section}'"
 
 
+# ------------------------------------------------------- book/WRITING.md, statically
+# The browser tests (tests/test_browser.py) check the built pages; these check the
+# notebooks, and say which cell to fix.
+MAX_LINE = 79
+NOT_SHOWN = {"remove-cell", "remove-input"}
+PROCESS_WORDS = re.compile(r"\b(issues?|budgets?|TODO)\b|\btargets?\b(?!\s+(class|classes|"
+                           r"unit|units|layer|image|images|label|labels|activation|map))",
+                           re.I)
+
+
+def tags(cell) -> set:
+    return set(cell.metadata.get("tags", []))
+
+
+def where(path, i, cell) -> str:
+    first = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
+    return f"{path.name} cell {i} ({first!r})"
+
+
+def shown_text_outputs(cell):
+    """The plain-text outputs the book shows: streams, and text/plain with nothing richer."""
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            yield out.text
+        elif set(out.get("data", {})) == {"text/plain"}:
+            yield out.data["text/plain"]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_no_latex_math(path):
-    """The book loads no MathJax (it would come from a CDN): write math in Unicode."""
-    for cell in read(path).cells:
-        if cell.cell_type == "markdown":
-            assert not re.search(r"\$\$|\\\(|\\\[|(?<![\w$])\$[^\s$][^$\n]*\$", cell.source), (
-                f"LaTeX math in a markdown cell; use Unicode (×, σ, ≤):\n{cell.source[:200]}")
+def test_no_nbval_comments_in_code(path):
+    """nbval markers are cell tags (`nbval-ignore-output`), not comments on the page."""
+    bad = [where(path, i, c) for i, c in enumerate(read(path).cells)
+           if c.cell_type == "code" and "NBVAL_" in c.source]
+    assert bad == [], "replace '# NBVAL_...' comments by cell tags in: " + "; ".join(bad)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_and_text_outputs_fit_the_column(path):
+    """Shown code lines and plain-text output lines are at most 79 characters."""
+    bad = []
+    for i, cell in enumerate(read(path).cells):
+        if cell.cell_type != "code" or tags(cell) & {"remove-cell"}:
+            continue
+        if not tags(cell) & NOT_SHOWN:
+            bad += [f"{where(path, i, cell)}: code line of {len(line)}"
+                    for line in cell.source.splitlines() if len(line) > MAX_LINE]
+        for text in shown_text_outputs(cell):
+            bad += [f"{where(path, i, cell)}: output line of {len(line)}"
+                    for line in text.splitlines() if len(line) > MAX_LINE]
+    assert bad == [], "lines wider than the column:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_is_numbered_captioned_and_described(path):
+    """A cell with an image output carries mystnb figure metadata (name, caption) and alt
+    text (WRITING.md, section 2); one figure per cell."""
+    bad = []
+    for i, cell in enumerate(read(path).cells):
+        if cell.cell_type != "code" or tags(cell) & {"remove-cell", "remove-output"}:
+            continue
+        images = [o for o in cell.outputs
+                  if any(k.startswith("image/") for k in o.get("data", {}))]
+        if not images:
+            continue
+        meta = cell.metadata.get("mystnb", {})
+        fig, img = meta.get("figure", {}), meta.get("image", {})
+        if not (fig.get("name") and fig.get("caption") and img.get("alt")):
+            bad.append(f"{where(path, i, cell)}: needs figure name, caption and image alt")
+        if len(images) > 1:
+            bad.append(f"{where(path, i, cell)}: {len(images)} images in one cell")
+    assert bad == [], "\n".join(bad)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_words_about_the_process(path):
+    """Chapters state measurements; they do not talk about issues, targets or budgets."""
+    bad = []
+    for i, cell in enumerate(read(path).cells):
+        texts = [cell.source] if cell.cell_type == "markdown" else list(
+            shown_text_outputs(cell))
+        for text in texts:
+            bad += [f"{where(path, i, cell)}: {m.group(0)!r}"
+                    for m in PROCESS_WORDS.finditer(text)]
+    assert bad == [], "\n".join(bad)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_glued_names_exist(path):
+    """Every {glue:...}`name` in the prose has a glue() in a code cell of the chapter."""
+    nb = read(path)
+    glued = set()
+    for cell in code_cells(nb):
+        for out in cell.outputs:
+            scrapbook = out.get("metadata", {}).get("scrapbook", {})
+            if scrapbook.get("name"):
+                glued.add(scrapbook["name"])
+    used = {m.group(1) for c in nb.cells if c.cell_type == "markdown"
+            for m in re.finditer(r"\{glue(?::\w+)?\}`([^`:]+)", c.source)}
+    assert used <= glued, f"glued nowhere: {sorted(used - glued)}"
+
+
+def test_mathjax_is_vendored_as_recorded():
+    import hashlib
+    import json
+
+    source = json.loads((ROOT / "_static" / "mathjax" / "SOURCE.json").read_text())
+    js = ROOT / "_static" / "mathjax" / source["file"].split("/")[-1]
+    assert hashlib.sha256(js.read_bytes()).hexdigest() == source["sha256"]
+    assert config()["sphinx"]["config"]["mathjax_path"] == f"mathjax/{js.name}"
+
+
+def test_references_hold_the_works_the_book_cites():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    assert {"zeiler2014", "krizhevsky2012", "simonyan2014", "springenberg2015",
+            "mahendran2016", "nie2018", "adebayo2018", "feifei2004", "griffin2007"} <= keys
+    cited = {k.strip() for path in NOTEBOOKS for c in read(path).cells
+             if c.cell_type == "markdown"
+             for m in re.finditer(r"\{cite(?::\w+)?\}`([^`]+)`", c.source)
+             for k in m.group(1).split(",")}
+    assert cited <= keys, f"cited but not in book/references.bib: {sorted(cited - keys)}"
+
+
+def test_binder_installs_zfbook_without_the_test_packages():
+    requirements = (ROOT / "binder" / "requirements.txt").read_text()
+    post_build = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install" in post_build and "-e ." in post_build
+    for test_only in ("pytest", "nbval", "hypothesis", "captum", "playwright"):
+        assert test_only not in requirements and test_only not in post_build
 
 
 def test_config_keeps_the_book_offline_and_launchable():
@@ -103,7 +225,8 @@ def test_config_keeps_the_book_offline_and_launchable():
     assert sphinx["nb_ipywidgets_js"] == {}  # no require.js / widget manager from a CDN
     assert ["*", "application/vnd.jupyter.widget-view+json", None] in sphinx[
         "nb_mime_priority_overrides"]
-    assert not {"dollarmath", "amsmath"} & set(sphinx["myst_enable_extensions"])
+    assert {"dollarmath", "amsmath"} <= set(sphinx["myst_enable_extensions"])
+    assert not sphinx["mathjax_path"].startswith(("http", "//"))  # vendored, not a CDN
     assert "sphinx_thebe" not in sphinx["extensions"]
     assert c["execute"]["timeout"] > 30
     assert c["launch_buttons"]["colab_url"] and c["launch_buttons"]["binderhub_url"]

@@ -2,12 +2,18 @@
 
     python tools/chapters.py                      # list every chapter notebook, in order
     python tools/chapters.py new book/x.ipynb "Title"   # write a chapter skeleton
+    python tools/chapters.py set-repository URL   # move the book to another repository
 
 The repository URL is read from _config.yml (repository.url), its only home: the Colab
-cell that opens every chapter is generated from it, and tests/test_book.py checks it.
+cell that opens every chapter is generated from it, the launch buttons and the `src:` links
+to the code follow it (tools/book_ext.py), and tests/test_book.py checks it.
+`set-repository` rewrites repository.url and every chapter's Colab cell.
+
+The conventions the skeleton follows are in book/WRITING.md.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -79,12 +85,26 @@ def colab_cell():
     return nbformat.v4.new_code_cell(colab_cell_source(), metadata={"tags": ["remove-cell"]})
 
 
+def figure(name: str, caption: str, alt: str) -> dict:
+    """Cell metadata that makes a cell's image output a numbered, captioned figure.
+
+    ``name`` is unique in the book (``"<chapter>-<what>"``) and referenced from the prose as
+    ``{numref}`name```; ``caption`` is Markdown (one paragraph); ``alt`` says what the image
+    shows, for readers who cannot see it. Put it in ``cell.metadata`` (book/WRITING.md).
+    """
+    return {"mystnb": {"figure": {"name": name, "caption": caption},
+                       "image": {"alt": alt}}}
+
+
 def new_chapter(path: Path, title: str) -> None:
-    """Write a chapter skeleton: title block, Colab cell, body, the closing sections."""
+    """Write a chapter skeleton that follows book/WRITING.md: the title block, the Colab
+    cell, a body with a table, a glued number and a numbered figure, and the closing
+    sections with the paper-vs-ours table."""
     import nbformat
 
     if path.exists():
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
+    stem = path.stem.replace("_", "-")
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     nb = nbformat.v4.new_notebook()
     nb.metadata.update({
@@ -93,19 +113,70 @@ def new_chapter(path: Path, title: str) -> None:
     })
     nb.cells = [
         md(f"# {title}\n\n**What you will learn:** ...\n\n"
-           f"**Reproduces:** Fig. ... of the paper.\n\n"
+           f"**Reproduces:** Fig. ... of {{cite:t}}`zeiler2014`.\n\n"
            f"**Runtime:** about ... s on a 2-core CPU, ... s on a GPU."),
         colab_cell(),
-        md("## ..."),
-        code(""),
-        *[md(f"## {name}\n\n...") for name in CLOSING_SECTIONS],
+        md("## ...\n\n"
+           "Prose in our own words. Link the chapters it builds on, e.g. "
+           "[the deconvnet](deconvnet.ipynb), and the code it introduces, e.g. "
+           "[`deconv.project`](src:zfbook/deconv.py)."),
+        code("%matplotlib inline\n"
+             "import torch\n"
+             "import zfbook\n"
+             "from zfbook import plot\n"
+             "from zfbook.display import glue, paper_vs_ours, table\n\n"
+             "torch.manual_seed(0)"),
+        code("# a measurement: show it as a table, keep the value for the prose\n"
+             "accuracy = 0.5\n"
+             "glue(\"accuracy\", 100 * accuracy)\n"
+             "table([(\"accuracy\", f\"{100 * accuracy:.1f}%\")], [\"\", \"value\"],\n"
+             f"      caption=\"What the table shows.\", name=\"{stem}-example\")"),
+        md(f"The accuracy is {{glue:text}}`accuracy:.1f`% ({{numref}}`{stem}-example`). "
+           f"{{numref}}`{stem}-figure` shows ..."),
+        code("from matplotlib.figure import Figure\n\n"
+             "fig = Figure(figsize=(6.8, 3), layout=\"constrained\")\n"
+             "fig.subplots().plot([0, 1], [0, 1])\n"
+             "fig",
+             metadata=figure(f"{stem}-figure", "What the figure shows, in one sentence.",
+                             "A line rising from the bottom left to the top right.")),
+        *[md(f"## {name}\n\n...") for name in CLOSING_SECTIONS[:-1]],
+        md(f"## {CLOSING_SECTIONS[-1]}\n\n..."),
+        code("paper_vs_ours([\n"
+             "    (\"what\", \"the paper's number (Fig. ...)\", f\"{100 * accuracy:.1f}%\"),\n"
+             f"], name=\"{stem}-paper-vs-ours\")"),
     ]
     nbformat.write(nb, path)
+
+
+def set_repository(url: str, root: Path = ROOT) -> list[Path]:
+    """Point the book at another repository: repository.url in _config.yml and the Colab
+    cell of every chapter. Returns the notebooks rewritten."""
+    import nbformat
+
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise ValueError(f"{url!r}: expected https://github.com/OWNER/REPO")
+    old = repository_url(root)
+    text = (root / "_config.yml").read_text()
+    text = re.sub(r"(?m)^(  url: ).*$", lambda m: m.group(1) + url, text, count=1)
+    (root / "_config.yml").write_text(text)
+    changed = []
+    for path in notebooks(root):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.source == colab_cell_source(old):
+                cell.source = colab_cell_source(url)
+                nbformat.write(nb, path)
+                changed.append(path)
+                break
+    return changed
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["new"] and len(sys.argv) == 4:
         new_chapter(Path(sys.argv[2]), sys.argv[3])
+    elif sys.argv[1:2] == ["set-repository"] and len(sys.argv) == 3:
+        for path in set_repository(sys.argv[2]):
+            print("rewrote the Colab cell of", path.relative_to(ROOT))
     elif len(sys.argv) == 1:
         print("\n".join(str(p.relative_to(ROOT)) for p in notebooks()))
     else:

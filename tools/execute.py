@@ -11,6 +11,8 @@ per-cell timings, no widget state, and no ipywidgets views
 (application/vnd.jupyter.widget-view+json). Without their kernel those views show "model
 not found" in Jupyter and Colab, and their model ids are random; the static text/html
 version of every zfbook.widgets.Explorer stays, and running the cell brings the live one.
+Outputs that are only tqdm progress bars are dropped too: saved, a bar is its first state
+(``0%|          | 0/8``) forever (tools/book_ext.py drops any left from the pages).
 """
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_ext import is_progress_bar  # noqa: E402
 from chapters import notebooks  # noqa: E402
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TIMEOUT = 600    # seconds per cell, as execute.timeout in _config.yml
-BUDGET = 120     # seconds per chapter (issue #3)
+LIMIT = 120      # seconds per chapter (CONVENTIONS.md)
 
 
 def execute(path: Path) -> float:
@@ -38,8 +41,17 @@ def execute(path: Path) -> float:
     seconds = time.perf_counter() - start
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
+        kept = []
         for output in cell.get("outputs", []):
-            output.get("data", {}).pop(WIDGET_VIEW, None)
+            data = output.get("data", {})
+            if data.pop(WIDGET_VIEW, None) is not None and set(data) == {"text/plain"} \
+                    and is_progress_bar(data["text/plain"]):
+                continue                         # a tqdm widget: only its first state
+            if output.get("output_type") == "stream" and is_progress_bar(output["text"]):
+                continue                         # a text-mode bar
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
     nbformat.write(nb, path)
     return seconds
 
@@ -50,7 +62,7 @@ def main(paths: list[str]) -> int:
     for path in targets:
         seconds = execute(path)
         total += seconds
-        flag = "  OVER THE 120 s BUDGET" if seconds > BUDGET else ""
+        flag = "  OVER 120 s" if seconds > LIMIT else ""
         print(f"{seconds:7.1f} s  {path}{flag}", flush=True)
     print(f"{total:7.1f} s  in all ({len(targets)} notebooks)")
     return 0
