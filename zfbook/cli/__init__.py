@@ -14,7 +14,7 @@ import sys
 from ..checkpoint import CheckpointError
 
 #: the verb modules (``zfbook.cli.<name>``), in the order ``--help`` lists them
-VERBS = ("train", "evaluate", "export")
+VERBS = ("train", "evaluate", "export", "compare")
 
 
 def _verb(name):

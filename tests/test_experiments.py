@@ -1,0 +1,103 @@
+"""The experiment runner (zfbook.experiments) and ``python -m zfbook compare``: records,
+skip, exact resume, refusal of a different configuration, and bit-for-bit reproduction."""
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from zfbook import experiments
+from zfbook.checkpoint import load_checkpoint
+from zfbook.__main__ import main
+
+
+def tiny(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 128, 128), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n) % 3
+    images[labels == 0, 0] = 250  # something learnable
+    s = lambda a, b: SimpleNamespace(images=images[a:b], labels=labels[a:b], classes=["a", "b", "c"])
+    return s(0, 32), s(32, 40), s(40, 48)
+
+
+OVR = dict(epochs=2, batch_size=16, anneal=(1,))
+
+
+def test_names_show_only_what_differs_from_the_recipe():
+    assert experiments.run_name("zfnet-mini", {"epochs": 20, "anneal": (16,), "data_seed": 0}) == "zfnet-mini"
+    assert experiments.run_name("alexnet-mini", {"epochs": 40, "anneal": [32]}) == "alexnet-mini-epochs40-anneal32"
+    assert experiments.run_name("zfnet-mini", {"anneal": ()}) == "zfnet-mini-annealnone"
+    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
+        experiments.Spec("zfnet-mini", 0, {"epoch": 3}).config()
+    with pytest.raises(ValueError, match="alexnet-mini"):
+        experiments.Spec("zfnet-tiny", 0).config()
+
+
+def test_records_skip_and_reproduce(tmp_path):
+    data = tiny()
+    specs = experiments.grid(["zfnet-mini", "alexnet-mini"], [0, 1], **OVR)
+    logs = []
+    recs = experiments.run_experiments(specs, tmp_path / "a", data=data, log=logs.append)
+    assert [(r["name"], r["seed"]) for r in recs] == [
+        ("zfnet-mini-epochs2-anneal1-batchsize16", 0), ("zfnet-mini-epochs2-anneal1-batchsize16", 1),
+        ("alexnet-mini-epochs2-anneal1-batchsize16", 0), ("alexnet-mini-epochs2-anneal1-batchsize16", 1)]
+    r = recs[0]
+    for key in ("test_top1_centre", "test_top5_10crop", "test_error_top1_10crop", "params", "seed",
+                "train_seconds", "code_revision", "command", "weights_sha256", "history"):
+        assert key in r
+    assert r["test_error_top1_centre"] == 100.0 - r["test_top1_centre"]
+    assert r["epochs"] == 2 and len(r["history"]) == 2 and r["test_images"] == 8
+    # the record's weights are the run folder's final weights
+    ck = load_checkpoint(tmp_path / "a" / f"{r['name']}-seed0" / "last.pt")
+    assert experiments.weights_sha256(ck["model"]) == r["weights_sha256"]
+    # seeds differ, so the weights do
+    assert recs[0]["weights_sha256"] != recs[1]["weights_sha256"]
+    # a second call trains nothing and leaves the records as they were
+    before = (tmp_path / "a" / "results.json").read_text()
+    logs.clear()
+    experiments.run_experiments(specs, tmp_path / "a", data=data, log=logs.append)
+    assert all(line.endswith("recorded; skipped") for line in logs) and len(logs) == 4
+    assert (tmp_path / "a" / "results.json").read_text() == before
+    # a fresh run of one record reproduces it bit for bit (CPU training is deterministic)
+    again = experiments.run_experiments(specs[1:2], tmp_path / "b", data=data, log=logs.append)[0]
+    for key in ("weights_sha256", "test_top1_centre", "test_top1_10crop", "train_loss", "val_top1"):
+        assert again[key] == recs[1][key]
+
+
+def test_interrupted_run_resumes_to_the_same_record(tmp_path):
+    data = tiny()
+    spec = experiments.Spec("zfnet-mini", 3, dict(OVR))
+    whole = experiments.run_experiments([spec], tmp_path / "a", data=data, log=lambda s: None)[0]
+    # interrupted in the middle of epoch 2: the folder holds epoch 1's last.pt and no record
+    from zfbook.train import train
+    run_dir = tmp_path / "b" / f"{spec.name}-seed3"
+    train(spec.config(device="cpu"), run_dir, data=data[:2], progress=False, stop_after_steps=3)
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1
+    logs = []
+    resumed = experiments.run_experiments([spec], tmp_path / "b", data=data, log=logs.append)[0]
+    assert "training epochs 2-2" in logs[0]
+    assert resumed["weights_sha256"] == whole["weights_sha256"]
+    assert resumed["history"][-1]["train_loss"] == whole["history"][-1]["train_loss"]
+
+
+def test_a_different_configuration_is_refused(tmp_path):
+    data = tiny()
+    spec = experiments.Spec("zfnet-mini", 0, dict(OVR))
+    experiments.run_experiments([spec], tmp_path, data=data, log=lambda s: None)
+    # same folder name, different weight decay: the folder is not overwritten
+    run_dir = tmp_path / f"{spec.name}-seed0"
+    (tmp_path / "results.json").unlink()
+    ck = load_checkpoint(run_dir / "last.pt")
+    odd = experiments.Spec("zfnet-mini", 0, dict(OVR, lr=0.01))
+    assert odd.name == spec.name
+    ck["config"]["weight_decay"] = 0.0
+    torch.save(ck, run_dir / "last.pt")
+    with pytest.raises(Exception, match="different weight_decay"):
+        experiments.run_experiments([odd], tmp_path, data=data, log=lambda s: None)
+
+
+def test_compare_cli_errors(tmp_path, capsys):
+    assert main(["compare", "--presets", "zfnet-mini,vgg", "--out", str(tmp_path)]) == 2
+    assert "alexnet-mini" in capsys.readouterr().err
+    assert main(["compare", "--presets", "zfnet-mini", "--seeds", "a", "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "results.json").exists()

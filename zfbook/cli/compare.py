@@ -1,0 +1,48 @@
+"""``python -m zfbook compare``: train presets over several seeds with one recipe and record
+each run's test errors (Table 2's comparison, ``zfbook.experiments``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import models
+from ..experiments import grid, run_experiments
+from ..train import DEVICES
+from .train import anneal, epochs
+
+NAME = "compare"
+HELP = "train presets over several seeds with one recipe; one JSON record per run (resumes)"
+
+
+def add_arguments(c) -> None:
+    c.add_argument("--presets", required=True, help=f"comma-separated, from: {', '.join(models.PRESETS)}")
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated network seeds (default 0,1,2)")
+    c.add_argument("--data-seed", type=int, default=0,
+                   help="the embedded dataset's seed, the same for every run (default 0)")
+    c.add_argument("--out", required=True, type=Path,
+                   help="folder: OUT/<name>-seed<S>/ per run and OUT/results.json")
+    c.add_argument("--epochs", type=int, default=None, help="default: each preset's recipe")
+    c.add_argument("--batch-size", type=int, default=None, help="default: each preset's recipe")
+    c.add_argument("--lr", type=float, default=None, help="default: each preset's recipe")
+    c.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1 "
+                   "(default: each preset's recipe; 'none' for none)")
+    c.add_argument("--snapshots", default="", help="epochs after which each run keeps a snapshot")
+    c.add_argument("--device", default="cpu", help=f"one of: {', '.join(DEVICES)} (default cpu: "
+                   "bit-reproducible)")
+    c.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    for p in presets:
+        models._check_choice("preset", p, models.PRESETS)
+    seeds = epochs(args.seeds, "--seeds")
+    if not presets or not seeds:
+        raise ValueError("--presets and --seeds each need at least one value")
+    specs = grid(presets, seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 anneal=anneal(args.anneal), data_seed=args.data_seed)
+    records = run_experiments(specs, args.out, command=args.command_line, device=args.device,
+                              snapshots=epochs(args.snapshots, "--snapshots"),
+                              progress=not args.no_progress)
+    names = {(s.name, s.seed) for s in specs}
+    print(f"{len(names)} runs recorded in {args.out / 'results.json'} ({len(records)} records in all)")
+    return 0

@@ -1,0 +1,250 @@
+"""Experiments too heavy for a chapter: several training runs, one JSON record each.
+
+The paper compares networks by training each once on ImageNet (Table 2, Table 3). At our
+scale one run per network says little: seeds move the test error by a point or more. This
+module trains a list of runs — each a :class:`Spec`: a preset, :class:`~zfbook.train.Config`
+overrides and a seed — with :func:`zfbook.train.train`, evaluates each on the embedded test
+split, and appends one record per run to ``OUT/results.json``.
+
+Semantics:
+
+* **Where.** Run ``name`` with seed ``S`` trains in ``OUT/<name>-seed<S>/`` (``last.pt``,
+  ``history.json``, snapshots). The name is the preset plus every override that differs
+  from the preset's recipe (``alexnet-mini-epochs40-anneal32``), so two different recipes
+  never share a folder.
+* **Resume and skip.** A run with a record in ``results.json`` is skipped; a run folder
+  whose ``last.pt`` is short of its epochs is resumed exactly (``train(resume=True)``); a
+  finished one is only evaluated. A folder or record made with a different configuration
+  is refused, never overwritten (the fields compared are those that change the weights).
+* **Records.** Test top-1/top-5 accuracy and error, centre crop and 10 crops (Section 3),
+  of the full-precision final weights; the last epoch's train and validation numbers and
+  the whole history; the parameter count; training seconds (the history's sum, so a
+  resumed run counts every epoch once) and evaluation seconds; the command; the code
+  revision (``git rev-parse HEAD``, ``+dirty`` when ``zfbook/`` has uncommitted changes);
+  and a sha256 of the final weights, so a re-run can be checked bit for bit (training on
+  the CPU is deterministic for a fixed thread count).
+* **Atomic.** ``results.json`` is rewritten to a temporary file and renamed after each run,
+  so an interrupted experiment loses at most the run in progress, which resumes.
+
+Refuses: unknown presets or Config fields (one line naming the valid ones), a folder or
+record from another configuration.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import models
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .train import RECIPES, Config, _config_dict, evaluate, train
+
+__all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "load_results",
+           "code_revision", "weights_sha256", "RESULTS_FORMAT", "MATCH_FIELDS"]
+
+RESULTS_FORMAT = "zfbook-results/1"
+#: Config fields that change the trained weights: a run folder or record must agree on all
+MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "dropout",
+                "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset")
+#: the order in which overrides appear in a run's name
+_NAME_ORDER = ("epochs", "anneal", "lr", "batch_size", "weight_decay", "dropout", "renorm",
+               "radius", "patience")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One run: ``preset`` trained with ``overrides`` (Config fields) from ``seed``."""
+    preset: str
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return run_name(self.preset, self.overrides)
+
+    def config(self, **extra) -> Config:
+        models._check_choice("preset", self.preset, models.PRESETS)
+        valid = set(Config.__dataclass_fields__) - {"preset", "seed", "command"}
+        for key in self.overrides:
+            if key not in valid:
+                raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(sorted(valid))}")
+        return Config(preset=self.preset, seed=self.seed, **{**self.overrides, **extra})
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "+".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def run_name(preset: str, overrides: dict) -> str:
+    """``preset`` plus each override that differs from the preset's recipe and the Config
+    defaults, e.g. ``alexnet-mini-epochs40-anneal32``. ``data_seed``, ``snapshots``,
+    ``device`` and the like do not appear (the folder adds ``-seed<S>``)."""
+    base = Config(preset=preset)
+    parts = [preset]
+    for key in _NAME_ORDER:
+        if key in overrides:
+            value = overrides[key]
+            norm = tuple(sorted(set(int(v) for v in value))) if key == "anneal" else value
+            if norm != getattr(base, key):
+                parts.append(f"{key.replace('_', '')}{_fmt(norm)}")
+    return "-".join(parts)
+
+
+def grid(presets, seeds, **overrides) -> list[Spec]:
+    """Every preset × seed with the same overrides (``None`` values are dropped)."""
+    kept = {k: v for k, v in overrides.items() if v is not None}
+    return [Spec(p, int(s), dict(kept)) for p in presets for s in seeds]
+
+
+# ----------------------------------------------------------------------------- provenance
+def code_revision(root=None) -> str:
+    """``git rev-parse HEAD`` of the repository holding zfbook, ``+dirty`` when ``zfbook/``
+    has uncommitted changes; ``unknown`` outside a git checkout."""
+    root = Path(root or Path(__file__).resolve().parent.parent)
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=20, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zfbook"], cwd=root,
+                               capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def weights_sha256(state: dict) -> str:
+    """sha256 over a state dict's tensors (names, dtypes, shapes and bytes, in key order)."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- results file
+def load_results(path) -> list[dict]:
+    """The records of a results file (``[]`` when it does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        raise ValueError(f"{path} is not a zfbook results file (expected format {RESULTS_FORMAT!r})")
+    return list(data["records"])
+
+
+def _write_results(path, records) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"format": RESULTS_FORMAT, "records": records}, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _matches(config: dict, cfg: Config) -> list[str]:
+    want = _config_dict(cfg)
+    return [k for k in MATCH_FIELDS if k in config and config[k] != want[k]]
+
+
+# ----------------------------------------------------------------------------- running
+def _test_split(cfg: Config, data):
+    if data is not None and len(data) > 2:
+        return data[2]
+    if cfg.dataset != "embedded":
+        raise ValueError("experiments run on the embedded dataset (or on data=(train, val, test))")
+    from .data.embedded import embedded
+    return embedded("test", seed=cfg.data_seed)
+
+
+def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshots=(),
+            data=None, progress: bool = False, log=print) -> dict:
+    """Train (or resume, or just evaluate) one run in ``out/<name>-seed<S>/`` and return its
+    record. ``data``: optional ``(train, val, test)`` sets with uint8 ``.images`` and
+    ``.labels`` instead of the embedded dataset (tests)."""
+    cfg = spec.config(device=device, snapshots=tuple(snapshots), command=command)
+    run_dir = Path(out) / f"{spec.name}-seed{spec.seed}"
+    last = run_dir / "last.pt"
+    done = 0
+    if last.exists():
+        ckpt = load_checkpoint(last)
+        bad = _matches(ckpt.get("config", {}), cfg)
+        if bad:
+            raise CheckpointError(f"{run_dir} holds a run with different {', '.join(bad)}; "
+                                  "remove it or choose another --out")
+        done = ckpt["epoch"]
+    if done < cfg.epochs:
+        log(f"{run_dir.name}: training epochs {done + 1}-{cfg.epochs}")
+        train(cfg, run_dir, resume=done > 0, progress=progress,
+              data=None if data is None else tuple(data[:2]))
+    else:
+        log(f"{run_dir.name}: already trained ({done} epochs); evaluating")
+    ckpt = load_checkpoint(last)
+    model = model_from_checkpoint(ckpt, str(last))
+    test = _test_split(cfg, data)
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    centre = evaluate(model, test.images, test.labels, model.preprocess, device=device)
+    ten = evaluate(model, test.images, test.labels, model.preprocess, ten_crop=True, device=device)
+    eval_seconds = time.perf_counter() - t0
+    hist = ckpt["history"]
+    h = hist[-1]
+    rec = {
+        "name": spec.name, "preset": spec.preset, "seed": spec.seed, "data_seed": cfg.data_seed,
+        "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.overrides.items()},
+        "epochs": ckpt["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "anneal": list(cfg.anneal),
+        "params": models.count_parameters(model),
+        "test_top1_centre": centre["top1"], "test_top5_centre": centre["top5"],
+        "test_top1_10crop": ten["top1"], "test_top5_10crop": ten["top5"],
+        "test_error_top1_centre": 100.0 - centre["top1"], "test_error_top5_centre": 100.0 - centre["top5"],
+        "test_error_top1_10crop": 100.0 - ten["top1"], "test_error_top5_10crop": 100.0 - ten["top5"],
+        "test_images": len(test.labels),
+        "train_loss": h["train_loss"], "train_top1": h["train_top1"],
+        "val_top1": h["val_top1"], "val_top5": h["val_top5"],
+        "train_seconds": round(sum(e["seconds"] for e in hist), 1), "eval_seconds": round(eval_seconds, 1),
+        "threads": torch.get_num_threads(),
+        "weights_sha256": weights_sha256(ckpt["model"]),
+        "command": command or ckpt.get("config", {}).get("command", ""),
+        "trained_by": ckpt.get("config", {}).get("command", ""),
+        "code_revision": code_revision(),
+        "config": {k: v for k, v in ckpt.get("config", {}).items() if k in MATCH_FIELDS},
+        "history": hist,
+    }
+    return rec
+
+
+def run_experiments(specs, out, *, command: str = "", device: str = "cpu", snapshots=(),
+                    data=None, progress: bool = False, log=print) -> list[dict]:
+    """Run every spec in order (see the module docstring), appending each record to
+    ``out/results.json`` as it finishes. Returns all the file's records."""
+    out = Path(out)
+    path = out / "results.json"
+    specs = list(specs)
+    for spec in specs:  # refuse bad names before any training
+        spec.config(device=device)
+    for spec in specs:
+        records = load_results(path)
+        have = [r for r in records if r["name"] == spec.name and r["seed"] == spec.seed]
+        if have:
+            bad = _matches(have[0].get("config", {}), spec.config(device=device))
+            if bad:
+                raise ValueError(f"{path} already has a {spec.name} seed {spec.seed} record with "
+                                 f"different {', '.join(bad)}")
+            log(f"{spec.name}-seed{spec.seed}: recorded; skipped")
+            continue
+        rec = run_one(spec, out, command=command, device=device, snapshots=snapshots, data=data,
+                      progress=progress, log=log)
+        records = load_results(path) + [rec]
+        _write_results(path, records)
+        log(f"{spec.name}-seed{spec.seed}: test top-1 {rec['test_top1_centre']:.2f}% centre, "
+            f"{rec['test_top1_10crop']:.2f}% 10 crops; {rec['train_seconds']:.0f} s training")
+    return load_results(path)
