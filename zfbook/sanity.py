@@ -16,7 +16,9 @@ This module computes those measurements for a zfbook model.
 **Methods** (:data:`METHODS`): ``deconvnet`` (:func:`zfbook.deconv.project`, ours),
 ``gradient`` (plain saliency: Captum ``Saliency`` / ``NeuronGradient``),
 ``guided_backprop`` (Captum ``GuidedBackprop`` / ``NeuronGuidedBackprop``) and
-``occlusion`` (:func:`zfbook.occlusion.occlusion_maps`, ours, the incremental sweep).
+``occlusion`` (ours: :class:`zfbook.occlusion.IncrementalForward`, the incremental sweep
+behind :func:`~zfbook.occlusion.occlusion_maps`; one sweep gives every class's logit and
+every conv5 map's total).
 Captum is imported when a Captum method is first used (an ``ImportError`` names
 ``pip install captum`` otherwise); it is a dependency of the package.
 
@@ -77,7 +79,7 @@ from torch import nn
 
 from . import deconv
 from .models import LAYERS, ConvNet
-from .occlusion import occlusion_maps, pixel_average
+from .occlusion import IncrementalForward, pixel_average, placements
 
 __all__ = ["METHODS", "TARGETS", "MEASURES", "explain", "randomize", "cascading_steps",
            "independent_steps", "step_label", "similarity", "Randomisation", "randomisation",
@@ -176,14 +178,26 @@ def _backprop(model, images, target, which, guided: bool):
                           for i, f in enumerate(which)])
 
 
+def _occlusion_drops(model, image, target, units, patch, stride) -> torch.Tensor:
+    """One incremental sweep of ``image``: per pixel, the mean drop of each unit's
+    quantity (fc8: the class logit; conv5: the map's total) over the squares covering it.
+    Returns (len(units), H, W)."""
+    h, w = image.shape[-2:]
+    rows, cols = placements(h, patch, stride), placements(w, patch, stride)
+    grid = torch.tensor([[(r, c) for c in cols] for r in rows], dtype=torch.long)
+    engine = IncrementalForward(model, image, probe="conv5")
+    logits, totals = engine.run(grid[..., 0].reshape(-1).numpy(),
+                                grid[..., 1].reshape(-1).numpy(), patch)
+    after, before = ((logits, engine.logits0) if target == "fc8"
+                     else (totals, engine.probe_totals0))
+    drop = before[units].double() - after[:, units].double()          # (placements, units)
+    return torch.stack([pixel_average(drop[:, j].reshape(grid.shape[:2]), grid, patch)
+                        for j in range(len(units))]).float()
+
+
 def _occlusion(model, images, target, which, patch, stride):
-    out = []
-    for i, f in enumerate(which):
-        m = occlusion_maps(model, images[i], int(f) if target == "fc8" else 0, patch, stride,
-                           layer=target, feature=int(f))
-        drop = m.activity0 - m.activity.double()
-        out.append(pixel_average(drop, m.positions, m.patch).float())
-    return torch.stack(out)
+    return torch.stack([_occlusion_drops(model, images[i], target, [f], patch, stride)[0]
+                        for i, f in enumerate(which)])
 
 
 def explain(model: nn.Module, images: torch.Tensor, method: str, target: str = "fc8",
@@ -385,6 +399,11 @@ def selectivity(model: nn.Module, image: torch.Tensor, method: str, target: str 
     which = [int(v) for v in which]
     if len(which) < 2:
         raise ValueError("selectivity needs at least two units to compare")
+    _check("method", method, METHODS)
+    _check("target", target, TARGETS)
+    model.eval()
+    if method == "occlusion":   # one sweep serves every unit
+        return _pairwise(_occlusion_drops(model, image[0], target, which, patch, stride))
     images = image.expand(len(which), *image.shape[1:])
     return _pairwise(explain(model, images, method, target, which, patch=patch, stride=stride))
 
