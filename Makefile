@@ -24,6 +24,9 @@ SANITIZE  := tests/nbval_sanitize.cfg
 # `make book` executes into jupyter-book's cache; `make html` and `make test` build from the
 # outputs committed in the notebooks (which nbval checks against a fresh execution).
 HTML_CONFIG := _build/_config.committed-outputs.yml
+# The book's own static files (_static/), removed from _build before each build so that
+# an edited one is copied again.
+OWN_STATIC = $(addprefix _build/html/,$(wildcard _static/*))
 
 .PHONY: help setup book html test execute clean
 
@@ -48,6 +51,7 @@ CACHE := _build/.jupyter_cache
 book: setup
 	@key=$(LIBRARY_KEY); \
 	  if [ ! -f $(CACHE)/.library-$$key ]; then rm -rf $(CACHE); fi; \
+	  rm -rf $(OWN_STATIC); \
 	  $(JB) build . -W --keep-going; \
 	  touch $(CACHE)/.library-$$key
 	@echo
@@ -59,6 +63,7 @@ html: setup
 	  c["execute"]["execute_notebooks"] = "off"; ext = c["sphinx"].get("local_extensions", {}); \
 	  ext.update({k: os.path.abspath(v) for k, v in ext.items()}); \
 	  yaml.safe_dump(c, open(sys.argv[1], "w"))' $(HTML_CONFIG)
+	@rm -rf $(OWN_STATIC)   # Sphinx 7.4 never overwrites a static file it copied before
 	$(JB) build . -W --keep-going -q --config $(HTML_CONFIG)
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 

@@ -255,6 +255,127 @@ def test_no_page_references_a_script_stylesheet_or_font_elsewhere():
     assert offenders == []
 
 
+# ----------------------------------------------------- the page a reader sees (WRITING.md)
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+WINDOW = {"width": 1280, "height": 900}
+
+#: Run in the page: every problem a reader would see, as [rule, element, detail] triples.
+READER_CHECKS = r"""() => {
+  const problems = [];
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const box = article.getBoundingClientRect();
+  const style = getComputedStyle(article);
+  const right = box.right - parseFloat(style.paddingRight) + 2;
+  const wideRight = (document.querySelector('.bd-main') || article).getBoundingClientRect().right + 2;
+  const visible = e => e.offsetParent !== null && e.getBoundingClientRect().width > 0;
+  const name = e => {
+    const cell = e.closest('.cell');
+    const cells = [...document.querySelectorAll('.cell')];
+    const code = cell && cell.querySelector('.cell_input pre');
+    const first = code ? code.innerText.trim().split('\n')[0].slice(0, 50) : '';
+    const where = cell ? `cell ${cells.indexOf(cell)} [${first}]` : 'prose';
+    const text = e.tagName === 'IMG' ? '' :
+                 (e.innerText || '').trim().split('\n')[0].slice(0, 50);
+    return `${where} <${e.tagName.toLowerCase()}> ${text ? '"' + text + '"' : ''}`;
+  };
+  // 1. nothing wider than its column: scrolled sideways, or sticking out of the column
+  const seen = new Set();
+  document.querySelectorAll('article pre, article table, article img, article svg, ' +
+                            'article .zfbook-explorer, article mjx-container, article .cell_output > *')
+    .forEach(e => {
+      if (!visible(e)) return;
+      const limit = e.closest('.full-width') ? wideRight : right;
+      const r = e.getBoundingClientRect();
+      const scrolls = e.scrollWidth > e.clientWidth + 1 &&
+                      ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+      if ((scrolls || r.right > limit) && !seen.has(e)) {
+        seen.add(e);
+        const wide = Math.max(e.scrollWidth, Math.round(r.width));
+        const rule = e.closest('.cell_input') ? 'code wider than the column'
+                                              : 'wider than the column';
+        problems.push([rule, name(e), `${wide} px in ${Math.round(limit - r.left)} px`]);
+      }
+    });
+  // 2. plumbing: nbval markers, frozen progress bars
+  const text = document.querySelector('main').innerText;
+  for (const m of text.matchAll(/.{0,30}NBVAL.{0,30}/g)) problems.push(['NBVAL visible', 'page', m[0]]);
+  for (const m of text.matchAll(/.{0,30}\b0%\|.{0,30}/g)) problems.push(['frozen progress bar', 'page', m[0]]);
+  // 3. every image in a cell output is a numbered, captioned figure with alt text
+  //    (an Explorer's view is a widget, exempt), shown at >= 90% of its natural width
+  document.querySelectorAll('.cell_output img').forEach(img => {
+    if (img.closest('.zfbook-explorer')) return;
+    const fig = img.closest('figure');
+    const number = fig && fig.querySelector('figcaption .caption-number');
+    if (!number) problems.push(['figure without number and caption', name(img), '']);
+    const alt = (img.getAttribute('alt') || '').trim();
+    if (!alt || /^(png|jpe?g|image|figure)$/i.test(alt) || alt.includes('_images/'))
+      problems.push(['image without alt text', name(img), alt]);
+    const shown = img.getBoundingClientRect().width;
+    if (img.naturalWidth && shown < 0.9 * img.naturalWidth)
+      problems.push(['figure shrunk (text too small)', name(img),
+                     `${img.naturalWidth} px drawn, ${Math.round(shown)} px shown`]);
+  });
+  // 4. no raw LaTeX in the prose (MathJax rendered it, or it was never LaTeX)
+  const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+  const skip = 'pre, code, script, style, mjx-container, .highlight, .MathJax';
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const p = n.parentElement;
+    if (!p || p.closest(skip) || !visible(p)) continue;
+    const t = n.textContent;
+    const m = t.match(/\$[^$\s][^$]*\$|\\(frac|sum|sqrt|begin|left|right|mathrm|operatorname|alpha|beta|sigma|Delta)\b|\\\(|\\\[/);
+    if (m) problems.push(['raw LaTeX', name(p), t.slice(Math.max(0, m.index - 20), m.index + 40)]);
+  }
+  return problems;
+}"""
+
+
+def screenshot_name(path: str) -> str:
+    return path.replace("/", "-").replace(".html", ".png")
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_page_reads_well_at_1280_px(open_page, path):
+    """Every page at a 1280-px window, as a reader sees it (book/WRITING.md): nothing wider
+    than its column (code, outputs, tables, figures, math), no NBVAL marker, no frozen
+    progress bar, every image in an output a numbered captioned figure with alt text and not
+    shrunk below 90% of its drawn size, no raw LaTeX, nothing requested outside localhost.
+    Writes a full-page screenshot to _build/screenshots/."""
+    page = open_page(path)
+    page.page.set_viewport_size(WINDOW)
+    page.page.wait_for_timeout(300)   # MathJax typesets after load
+    page.page.wait_for_function("() => !window.MathJax || !MathJax.startup || "
+                                "MathJax.startup.promise", timeout=10000)
+    page.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.page.screenshot(path=str(SCREENSHOTS / screenshot_name(path)), full_page=True)
+    problems = [tuple(p) for p in page.page.evaluate(READER_CHECKS)]
+    problems += [("request outside localhost", "page", url) for url in page.external_requests]
+    problems += [("JavaScript error", "page", e) for e in page.errors]
+    report = "\n".join(f"  {rule}: {element} {detail}" for rule, element, detail in problems)
+    assert not problems, (f"{path}: {len(problems)} problems (screenshot "
+                          f"_build/screenshots/{screenshot_name(path)}):\n{report}")
+
+
+def test_math_renders_offline(browser, tmp_path):
+    """The vendored MathJax typesets TeX from file:// with no network: SVG, no fonts."""
+    mathjax = ROOT / "_static" / "mathjax" / "tex-svg-full.js"
+    (tmp_path / "page.html").write_text(
+        "<!doctype html><html><body><p>\\(\\Delta_l = \\sum_{i \\ne j} "
+        "\\frac{a}{b}\\)</p>"
+        f'<script src="{mathjax.as_uri()}"></script></body></html>')
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto((tmp_path / "page.html").as_uri())
+        page.wait_for_selector("mjx-container svg", timeout=15000)
+        assert "\\frac" not in page.locator("body").inner_text()
+        assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    finally:
+        context.close()
+
+
 # ------------------------------------------------------------- the occlusion chapter
 def test_occlusion_widget_moves_the_square_without_a_kernel(open_page):
     """book/occlusion: the occluder's x, y and size sliders each switch to the view their
