@@ -49,7 +49,7 @@ from torch import nn
 from .models import ConvNet, activations, layer_module
 
 __all__ = ["filter_energy", "dead_filters", "radial_spectrum", "frequency_bands", "BANDS",
-           "shift_responses", "shift_variation", "grid_energy", "conv", "total_stride"]
+           "shift_responses", "shift_variation", "grid_energy", "conv", "total_stride", "diagnose"]
 
 #: frequency bands in cycles per input pixel: low, mid, high
 BANDS = ((0.0, 1 / 6), (1 / 6, 1 / 3), (1 / 3, math.inf))
@@ -276,3 +276,20 @@ def grid_energy(projections: torch.Tensor, stride: int) -> float:
             ring = [p[(y + dy) % h, (xx + dx) % w] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
             around.append(torch.stack(ring).mean())
     return (torch.stack(peak).mean() / torch.stack(around).mean().clamp_min(1e-300)).item()
+
+
+def diagnose(model: ConvNet, images: torch.Tensor, *, shift_images: int = 120, fraction: float = 0.05,
+             layers=("conv1", "conv2")) -> dict:
+    """All of Fig. 6's measures for one trained network, from uint8 test ``images`` at the
+    resized side (the model's ``.preprocess`` prepares them): dead maps of ``layers`` by
+    response over all ``images`` and by weight norm, the layer-1 bands and mid-frequency
+    gap, and the shift variation of ``layers`` over the first ``shift_images`` images."""
+    x = model.preprocess.center(images)
+    out = {"maps": {l: conv(model, l).out_channels for l in layers}}
+    out["dead"] = {l: dead_filters(model, l, x, fraction=fraction).tolist() for l in layers}
+    out["dead_by_weight"] = {l: dead_filters(model, l, by="weight", fraction=fraction).tolist()
+                             for l in layers}
+    bands = frequency_bands(model)
+    out["bands"] = {"share": bands["share"], "gap": bands["gap"]}
+    out["shift_variation"] = shift_variation(model, list(layers), images[:shift_images])
+    return out

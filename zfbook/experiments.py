@@ -46,7 +46,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .train import RECIPES, Config, _config_dict, evaluate, train
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "load_results",
-           "code_revision", "weights_sha256", "RESULTS_FORMAT", "MATCH_FIELDS"]
+           "code_revision", "weights_sha256", "plateau", "summarize", "RESULTS_FORMAT", "MATCH_FIELDS"]
 
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
@@ -248,3 +248,24 @@ def run_experiments(specs, out, *, command: str = "", device: str = "cpu", snaps
         log(f"{spec.name}-seed{spec.seed}: test top-1 {rec['test_top1_centre']:.2f}% centre, "
             f"{rec['test_top1_10crop']:.2f}% 10 crops; {rec['train_seconds']:.0f} s training")
     return load_results(path)
+
+
+def plateau(history, last: int = 4) -> dict:
+    """How flat the end of a run is, from its history: over the ``last`` epochs, the
+    relative drop of the training loss (first − last) / first and the spread (max − min) of
+    the validation top-1 in points. Small numbers mean the run had reached its plateau."""
+    tail = list(history)[-last:]
+    if len(tail) < 2:
+        raise ValueError(f"need at least 2 epochs of history, got {len(tail)}")
+    first, end = tail[0]["train_loss"], tail[-1]["train_loss"]
+    val = [h["val_top1"] for h in tail]
+    return {"epochs": [tail[0]["epoch"], tail[-1]["epoch"]],
+            "train_loss_drop": (first - end) / first, "val_top1_spread": max(val) - min(val)}
+
+
+def summarize(records, metric: str) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, n) of ``metric`` over ``records``."""
+    v = torch.tensor([float(r[metric]) for r in records], dtype=torch.float64)
+    if len(v) == 0:
+        raise ValueError("no records")
+    return v.mean().item(), (v.std().item() if len(v) > 1 else float("nan")), len(v)
