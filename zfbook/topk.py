@@ -7,6 +7,10 @@ strongest location, so the k entries of a map are k different images. Memory is
 O(k × maps): a running top-k is merged with every batch. The results project straight to
 pixels with :meth:`TopK.project` (the deconvnet, :mod:`zfbook.deconv`) and are saved and
 reloaded with :func:`save` / :func:`load`.
+
+:func:`merge` combines top-k lists found over disjoint sets of images (the running top-k
+merges every batch with it; :func:`zfbook.distributed.top_activations` merges the lists of
+each rank's shard): the result is exactly the search over all of them.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from tqdm.auto import tqdm
 from . import deconv
 from .models import layer_module
 
-__all__ = ["TopK", "top_activations", "save", "load"]
+__all__ = ["TopK", "top_activations", "merge", "save", "load"]
 
 _FORMAT = "zfbook.topk/1"
 
@@ -98,8 +102,46 @@ class TopK:
         return {"value": self.value, "index": self.index, "y": self.y, "x": self.x}
 
 
+def _select(v, i, y, x, k: int):
+    """Per row, the ``k`` entries with the largest value, ties by the lower image index;
+    entries with index -1 (padding) are dropped."""
+    v = v.masked_fill(i < 0, float("-inf"))
+    key = torch.where(i < 0, torch.iinfo(torch.long).max, i)
+    by_index = torch.sort(key, dim=1, stable=True).indices
+    by_value = torch.sort(v.gather(1, by_index), dim=1, descending=True, stable=True).indices
+    order = by_index.gather(1, by_value)[:, :k]
+    order = order[:, :int((i >= 0).sum(1).min())] if (i < 0).any() else order
+    return tuple(t.gather(1, order) for t in (v, i, y, x))
+
+
+def merge(*parts: TopK, k: int | None = None) -> TopK:
+    """Exact merge of top-k lists of one layer found over disjoint sets of images.
+
+    Each part's ``index`` must already be the images' global numbers (entries with index -1,
+    the padding of a search over fewer than ``k`` images, are dropped). The result keeps,
+    per map, the ``k`` largest values (default: the parts' ``k``), ties broken by the lower
+    image index, the order :func:`top_activations` gives: merging the searches of the
+    shards of a dataset gives exactly the search over the whole dataset.
+    """
+    if not parts:
+        raise ValueError("merge needs at least one TopK")
+    layer, maps = parts[0].layer, parts[0].maps
+    for p in parts:
+        if p.layer != layer or p.maps != maps:
+            raise ValueError(f"cannot merge {p!r} with {parts[0]!r}: same layer and maps needed")
+    k = parts[0].k if k is None else k
+    v, i, y, x = _select(*(torch.cat([getattr(p, f) for p in parts], 1)
+                           for f in ("value", "index", "y", "x")), k)
+    pad = k - v.shape[1]
+    if pad > 0:  # fewer images than k
+        fill = lambda t, val: torch.cat([t, torch.full((maps, pad), val, dtype=t.dtype)], 1)
+        v, i, y, x = fill(v, float("-inf")), fill(i, -1), fill(y, 0), fill(x, 0)
+    return TopK(layer, v, i, y, x)
+
+
 class _Running:
-    """A running top-k over images for the maps of one layer."""
+    """A running top-k over images for the maps of one layer: every batch is merged in
+    (:func:`merge`'s selection), locating only the newcomers."""
 
     def __init__(self, k: int):
         self.k, self.v = k, None
@@ -114,12 +156,11 @@ class _Running:
         if self.v is None:
             self.v = torch.full((m, 0), float("-inf"))
             self.i = self.y = self.x = torch.zeros((m, 0), dtype=torch.long)
-        unknown = torch.full((m, b), -1, dtype=torch.long)  # locations found below, if kept
+        unknown = torch.full((m, b), -2, dtype=torch.long)  # locations found below, if kept
         cand = [torch.cat(p, 1) for p in ((self.v, v), (self.i, torch.arange(first, first + b).expand(m, b)),
                                            (self.y, unknown), (self.x, unknown))]
-        order = torch.sort(cand[0], dim=1, descending=True, stable=True).indices[:, :self.k]
-        self.v, self.i, self.y, self.x = (c.gather(1, order) for c in cand)
-        new = self.y < 0
+        self.v, self.i, self.y, self.x = _select(*cand, self.k)
+        new = self.y < -1
         if new.any():  # locate only the newcomers: the first maximum, row-major
             maps, rank = new.nonzero(as_tuple=True)
             pos = flat[(self.i[maps, rank] - first).to(flat.device), maps.to(flat.device)].argmax(1).cpu()
@@ -127,13 +168,7 @@ class _Running:
             self.y[maps, rank], self.x[maps, rank] = pos // w, pos % w
 
     def result(self, layer: str) -> TopK:
-        pad = self.k - self.v.shape[1]
-        if pad > 0:  # fewer images than k
-            m = self.v.shape[0]
-            fill = lambda t, val: torch.cat([t, torch.full((m, pad), val, dtype=t.dtype)], 1)
-            return TopK(layer, fill(self.v, float("-inf")), fill(self.i, -1), fill(self.y, 0),
-                        fill(self.x, 0))
-        return TopK(layer, self.v, self.i, self.y, self.x)
+        return merge(TopK(layer, self.v, self.i, self.y, self.x), k=self.k)
 
 
 def _batches(data, batch_size: int):
