@@ -1,6 +1,6 @@
 """Fig. 6's measures for both shipped networks (zfbook.architecture.diagnose): dead maps of
 conv1 and conv2 over the whole embedded test split, the layer-1 spectrum bands, and the
-shift variation of conv1 and conv2 over 120 test images, timed against a budget of 10 s
+shift variation of conv1 and conv2 over 64 test images, timed against a budget of 10 s
 for the two networks together. No baseline library computes these; the script prints the
 measures it timed, so a change in them shows.
 

@@ -76,24 +76,36 @@ def total_stride(model: ConvNet, layer: str) -> int:
 
 
 @torch.no_grad()
-def filter_energy(model: ConvNet, layer: str, images: torch.Tensor, *, batch_size: int = 128) -> torch.Tensor:
+def filter_energy(model: ConvNet, layers, images: torch.Tensor, *, batch_size: int = 128):
     """RMS of each map's rectified response over ``images`` (preprocessed, N × C × H × W) and
-    all positions: one value per map of ``layer``."""
-    conv(model, layer)
+    all positions: one value per map of the layer (a tensor), or a dict layer → tensor for
+    a list of layers (one pass over the images serves them all)."""
+    single = isinstance(layers, str)
+    layers = [layers] if single else list(layers)
+    for layer in layers:
+        conv(model, layer)
     was = model.training
     model.eval()
-    total, count = None, 0
+    total, count = {}, {}
     try:
         for i in range(0, len(images), batch_size):
-            a = activations(model, images[i:i + batch_size], layer)[layer].double()
-            s = a.pow(2).sum((0, 2, 3))
-            total = s if total is None else total + s
-            count += a.shape[0] * a.shape[2] * a.shape[3]
+            acts = activations(model, images[i:i + batch_size], layers)
+            for layer in layers:
+                a = acts[layer].double()
+                total[layer] = total.get(layer, 0) + a.pow(2).sum((0, 2, 3))
+                count[layer] = count.get(layer, 0) + a.shape[0] * a.shape[2] * a.shape[3]
     finally:
         model.train(was)
-    if total is None:
+    if not total:
         raise ValueError("images is empty")
-    return (total / count).sqrt().float()
+    out = {layer: (total[layer] / count[layer]).sqrt().float() for layer in layers}
+    return out[layers[0]] if single else out
+
+
+def _dead(value: torch.Tensor, fraction: float) -> torch.Tensor:
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    return torch.nonzero(value <= fraction * value.median()).flatten()
 
 
 def dead_filters(model: ConvNet, layer: str, images: torch.Tensor | None = None, *,
@@ -112,9 +124,7 @@ def dead_filters(model: ConvNet, layer: str, images: torch.Tensor | None = None,
         value = conv(model, layer).weight.detach().float().flatten(1).norm(dim=1)
     else:
         raise ValueError(f"unknown by={by!r}; use 'activation' or 'weight'")
-    if not 0 <= fraction < 1:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    return torch.nonzero(value <= fraction * value.median()).flatten()
+    return _dead(value, fraction)
 
 
 def _weight(model_or_weight) -> torch.Tensor:
@@ -278,7 +288,7 @@ def grid_energy(projections: torch.Tensor, stride: int) -> float:
     return (torch.stack(peak).mean() / torch.stack(around).mean().clamp_min(1e-300)).item()
 
 
-def diagnose(model: ConvNet, images: torch.Tensor, *, shift_images: int = 120, fraction: float = 0.05,
+def diagnose(model: ConvNet, images: torch.Tensor, *, shift_images: int = 64, fraction: float = 0.05,
              layers=("conv1", "conv2")) -> dict:
     """All of Fig. 6's measures for one trained network, from uint8 test ``images`` at the
     resized side (the model's ``.preprocess`` prepares them): dead maps of ``layers`` by
@@ -286,7 +296,8 @@ def diagnose(model: ConvNet, images: torch.Tensor, *, shift_images: int = 120, f
     gap, and the shift variation of ``layers`` over the first ``shift_images`` images."""
     x = model.preprocess.center(images)
     out = {"maps": {l: conv(model, l).out_channels for l in layers}}
-    out["dead"] = {l: dead_filters(model, l, x, fraction=fraction).tolist() for l in layers}
+    energy = filter_energy(model, list(layers), x)
+    out["dead"] = {l: _dead(energy[l], fraction).tolist() for l in layers}
     out["dead_by_weight"] = {l: dead_filters(model, l, by="weight", fraction=fraction).tolist()
                              for l in layers}
     bands = frequency_bands(model)

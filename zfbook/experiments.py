@@ -21,8 +21,9 @@ Semantics:
   the whole history; the parameter count; training seconds (the history's sum, so a
   resumed run counts every epoch once) and evaluation seconds; the command; the code
   revision (``git rev-parse HEAD``, ``+dirty`` when ``zfbook/`` has uncommitted changes);
-  and a sha256 of the final weights, so a re-run can be checked bit for bit (training on
-  the CPU is deterministic for a fixed thread count).
+  and a sha256 of the final weights (and their dtype: a finished run folder may hold a
+  shipped float16 file), so a re-run can be checked bit for bit (training on the CPU is
+  deterministic; one and two threads gave the same bits).
 * **Atomic.** ``results.json`` is rewritten to a temporary file and renamed after each run,
   so an interrupted experiment loses at most the run in progress, which resumes.
 
@@ -213,6 +214,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "train_seconds": round(sum(e["seconds"] for e in hist), 1), "eval_seconds": round(eval_seconds, 1),
         "threads": torch.get_num_threads(),
         "weights_sha256": weights_sha256(ckpt["model"]),
+        "weights_dtype": str(next(v.dtype for v in ckpt["model"].values() if v.is_floating_point())),
         "command": command or ckpt.get("config", {}).get("command", ""),
         "trained_by": ckpt.get("config", {}).get("command", ""),
         "code_revision": code_revision(),
