@@ -119,10 +119,10 @@ def pretrained(name: str = "zfnet-mini", epoch: int | None = None) -> ConvNet:
     if epoch is not None and entries.get(f"{name}.pt", {}).get("epochs") == epoch:
         file = f"{name}.pt"  # the last snapshot is the final model itself
     if file not in entries:
-        names = sorted({k.split("-epoch")[0].removesuffix(".pt") for k in entries})
+        names = sorted({k.split("-epoch")[0].removesuffix(".pt") for k in entries if k.endswith(".pt")})
         epochs = sorted(int(k.split("-epoch")[1][:-3]) for k in entries if k.startswith(f"{name}-epoch"))
         if f"{name}.pt" in entries:
-            epochs = sorted(epochs + [entries[f"{name}.pt"]["epochs"]])
+            epochs = sorted(set(epochs) | {entries[f"{name}.pt"]["epochs"]})  # the final is also a snapshot
         if epoch is not None and name in names:
             raise ValueError(f"no snapshot of {name!r} at epoch {epoch}; snapshots: {epochs}")
         raise ValueError(f"unknown pretrained model {name!r}; shipped models are: {', '.join(names) or 'none'}")
