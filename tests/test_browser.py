@@ -342,10 +342,12 @@ def test_page_reads_well_at_1280_px(open_page, path):
     Writes a full-page screenshot to _build/screenshots/."""
     page = open_page(path)
     page.page.set_viewport_size(WINDOW)
-    page.page.wait_for_timeout(300)   # MathJax typesets after load
-    page.page.wait_for_function("() => !window.MathJax || !MathJax.startup || "
-                                "MathJax.startup.promise", timeout=10000)
-    page.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    # MathJax (on pages with math) loads after the page and typesets asynchronously
+    page.page.wait_for_function("() => !document.querySelector('script[src*=mathjax]') || "
+                                "(window.MathJax && MathJax.version && MathJax.startup && "
+                                "MathJax.startup.promise)", timeout=30000)
+    page.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise "
+                       "&& MathJax.startup.promise.then(() => true)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.page.screenshot(path=str(SCREENSHOTS / screenshot_name(path)), full_page=True)
     problems = [tuple(p) for p in page.page.evaluate(READER_CHECKS)]
