@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.grad import conv2d_input
 
+from .checks import finite_images, integer
 from .models import ConvNet, layer_module
 
 __all__ = ["project", "gradient", "pass_norm", "receptive_field", "crop", "switches", "unpool", "steps", "Step",
@@ -405,11 +406,16 @@ def _check_seeds(rec: _Record, layer, feat, loc):
 
 
 def _as_long(v, name: str) -> torch.Tensor:
+    """``v`` as a long tensor; floats and bools are refused, not truncated."""
     try:
-        return torch.as_tensor(v, dtype=torch.long).cpu()
-    except (ValueError, TypeError) as e:
+        t = torch.as_tensor(v)
+    except (ValueError, TypeError, RuntimeError) as e:
         raise ValueError(f"{name} must be an int, a sequence of ints or a rectangular (N, K) "
                          f"nested sequence ({e})") from e
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        shown = v if t.numel() == 1 else f"{t.dtype} values"
+        raise ValueError(f"{name} must be integers (an int, ints or (N, K) ints), got {shown!r}")
+    return t.long().cpu()
 
 
 def _seeds(n: int, feature, location, index):
@@ -482,6 +488,8 @@ def project(model: nn.Module, images: torch.Tensor, layer: str, feature, locatio
     if images.dim() != 4:
         raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}; "
                          "add a batch axis with images[None]")
+    finite_images("images", images)
+    batch_size = integer("batch_size", batch_size, 1)
     links = chain(model, layer)
     img, feat, loc, lead = _seeds(images.shape[0], feature, location, index)
     dev = images.device
@@ -504,6 +512,7 @@ def switches(model: nn.Module, images: torch.Tensor, layer: str) -> dict[str, to
 
     Names are module names (the short ``pool1``… for zfbook models).
     """
+    finite_images("images", images)
     links = chain(model, layer)
     rec = _forward(links, layer, images)
     short = isinstance(model, ConvNet)
@@ -537,8 +546,9 @@ def steps(model: nn.Module, image: torch.Tensor, layer: str, feature: int,
     :func:`project` returns).
     """
     image = image if image.dim() == 4 else image.unsqueeze(0)
+    finite_images("image", image)
     links = chain(model, layer)
-    img, feat, loc, _ = _seeds(1, int(feature), location, None)
+    img, feat, loc, _ = _seeds(1, integer("feature", feature, 0), location, None)
     rec = _forward(links, layer, image)
     _check_seeds(rec, layer, feat, loc)
     record = []
@@ -611,6 +621,7 @@ def gradient(model: nn.Module, images: torch.Tensor, layer: str, feature, locati
     """
     if norm not in ("pass", "backprop"):
         raise ValueError(f"unknown norm {norm!r}; valid norms are: pass, backprop")
+    finite_images("images", images)
     name = _module_name(model, layer)
     chain(model, layer)  # refuse the same models project() refuses
     img, feat, loc, _ = _seeds(images.shape[0], feature, location, None)
@@ -671,7 +682,7 @@ def receptive_field(model: nn.Module, layer: str, location):
                 start[a] = start[a] * l.stride[a] - l.padding[a]
                 step[a] = step[a] * l.stride[a]
                 ext[a] = (ext[a] - 1) * l.stride[a] + l.dilation[a] * (l.kernel[a] - 1) + 1
-    loc = torch.as_tensor(location, dtype=torch.long)
+    loc = _as_long(location, "location")
     if loc.shape[-1:] != (2,):
         raise ValueError(f"location must be a (y, x) pair or pairs, got shape {tuple(loc.shape)}")
     top = start[0] + step[0] * loc[..., 0]

@@ -30,6 +30,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from .checks import integer, number
+
 __all__ = [
     "Preset", "PRESETS", "LAYERS", "build", "zfnet", "alexnet", "names",
     "layer_module", "activations", "renormalize_filters", "output_shapes", "count_parameters",
@@ -118,6 +120,8 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
 
 
 def _make(preset: Preset, num_classes: int, dropout: float) -> ConvNet:
+    num_classes = integer("num_classes", num_classes, 1)
+    dropout = number("dropout", dropout, 0, 1, high_open=True)
     w1, w2, w3, w4, w5 = preset.widths
     if preset.arch == "zfnet":
         # Fig. 3: 7x7/2 conv1, 5x5/2 conv2, dense 3x3 conv3-5; norm after pooling.

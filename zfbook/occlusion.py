@@ -30,6 +30,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .checks import finite_images, integer
 from .models import ConvNet, layer_module, layer_names
 
 __all__ = [
@@ -61,6 +62,8 @@ def placements(size: int, patch: int, stride: int) -> list[int]:
 
 
 def _check_patch_stride(size: int, patch: int, stride: int) -> None:
+    if isinstance(patch, bool) or isinstance(stride, bool):
+        raise ValueError(f"patch and stride must be positive integers, got {patch!r} and {stride!r}")
     if not isinstance(patch, (int, np.integer)) or patch < 1:
         raise ValueError(f"patch must be a positive integer, got {patch!r}")
     if patch > size:
@@ -190,6 +193,7 @@ class IncrementalForward:
             image = image[0]
         if image.dim() != 3:
             raise ValueError(f"image must be one (C, H, W) tensor, got shape {tuple(image.shape)}")
+        finite_images("image", image)
         self.model = model
         self.steps = _chain(model)
         device = next(model.parameters()).device
@@ -311,6 +315,7 @@ class IncrementalForward:
         The spatial layers run ``batch`` placements at a time (small windows stay in the
         CPU cache); the dense layers then run on all of them at once (their weights are
         read once)."""
+        batch = integer("batch", batch, 1)
         tops = np.asarray(tops, dtype=np.int64).ravel()
         lefts = np.asarray(lefts, dtype=np.int64).ravel()
         h, w = self.image.shape[-2:]
@@ -506,9 +511,10 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, target: int, patch: in
         raise ValueError(f"image must be one (C, H, W) tensor, got shape {tuple(image.shape)}")
     h, w = image.shape[-2:]
     _check_patch_stride(min(h, w), patch, stride)
+    batch = integer("batch", batch, 1)
     engine = IncrementalForward(model, image, probe=layer)
     k = engine.num_classes
-    if not isinstance(target, (int, np.integer)) or not 0 <= target < k:
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < k:
         raise ValueError(f"target {target!r} is out of range; valid targets are 0…{k - 1}")
     if layer is None:
         feature = None
@@ -516,7 +522,8 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, target: int, patch: in
         p0 = engine.probe0
         strongest = p0.reshape(p0.shape[0], -1).amax(1) if p0.dim() == 3 else p0
         feature = int(strongest.argmax())
-    elif not isinstance(feature, (int, np.integer)) or not 0 <= feature < engine.probe_totals0.numel():
+    elif isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or \
+            not 0 <= feature < engine.probe_totals0.numel():
         raise ValueError(f"feature {feature!r} is out of range; {layer} has maps "
                          f"0…{engine.probe_totals0.numel() - 1}")
     rows, cols = placements(h, patch, stride), placements(w, patch, stride)

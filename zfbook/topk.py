@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import deconv
+from .checks import finite_images, integer
 from .models import layer_module
 
 __all__ = ["TopK", "top_activations", "merge", "save", "load"]
@@ -200,8 +201,11 @@ def top_activations(model: nn.Module, data, layers, k: int = 9, *, batch_size: i
     """
     single = isinstance(layers, str)
     names = [layers] if single else list(dict.fromkeys(layers))
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    if not names:
+        raise ValueError("layers is empty; give a layer name or several (e.g. 'conv5' or "
+                         "['conv1', 'conv5'])")
+    k = integer("k", k, 1)
+    batch_size = integer("batch_size", batch_size, 1)
     running = {n: _Running(k) for n in names}
     state = {"first": 0, "done": 0}
 
@@ -228,6 +232,7 @@ def top_activations(model: nn.Module, data, layers, k: int = 9, *, batch_size: i
                 x = x.to(device)
                 if transform is not None:
                     x = transform(x)
+                finite_images(f"the images {state['first']}…{state['first'] + len(x) - 1}", x)
                 state["done"] = 0
                 try:
                     model(x)

@@ -7,12 +7,24 @@ is silent: weight decay 5e-4 (AlexNet's value), plateau patience 3 epochs.
 
 Each epoch ends with an atomic checkpoint holding the model, optimiser, scheduler, AMP scaler,
 RNG states, mean image and history, so ``resume=True`` continues exactly: on the CPU a run
-killed mid-epoch and resumed ends bit-identical to an uninterrupted one.
+killed mid-epoch and resumed ends bit-identical to an uninterrupted one, whatever the number
+of DataLoader workers (a real dataset's order in epoch *e* comes from its own generator seeded
+with (seed, *e*), so neither workers nor a restart change it; the random crops and flips come
+from the run's generator, saved in every checkpoint).
+
+The run folder is protected: a new run refuses a folder that is not empty (``force=True``
+removes the old run's files first, and only those), ``resume=True`` refuses a checkpoint of
+a different run (preset, dataset, data root and classes, seeds, recipe; ``force=True``
+continues anyway), and every number is checked before any data is read. Ctrl-C raises
+:class:`Interrupted`, which says where the run stopped and where ``resume`` continues.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -22,21 +34,39 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import models
-from .checkpoint import FORMAT, CheckpointError, load_checkpoint, load_state, save_atomic
+from .checkpoint import (FORMAT, CheckpointError, deferred_interrupts, load_checkpoint, load_state,
+                         save_atomic, write_text_atomic)
+from .checks import integer, number
 from .data.preprocess import Preprocess, mean_image
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
-           "resolve_device", "NonFiniteLoss", "DEVICES", "DATASETS"]
+           "resolve_device", "default_workers", "check_run_folder", "check_same_run", "NonFiniteLoss",
+           "Interrupted", "DEVICES", "DATASETS", "RUN_FILES"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: training data: the embedded dataset, or a real one with a train and a validation split
 DATASETS = ("embedded", "imagenet", "imagenette", "imagefolder", "cifar10")
 _VAL_SPLIT = {"imagenet": "val", "imagenette": "val", "imagefolder": "val", "cifar10": "test"}
 SNAPSHOTS = (1, 2, 5, 10, 20, 30, 40, 64)
+#: the files a run writes into its folder (besides ``snapshots/epoch{E}.pt``)
+RUN_FILES = ("last.pt", "history.json")
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`. ``epoch``/``step``: where it stopped (``None`` before the
+    first step); ``resume_epoch``: the epoch ``resume=True`` starts from (the last checkpoint's
+    epoch + 1); ``out``: the run folder."""
+
+    def __init__(self, epoch, step, resume_epoch, out):
+        self.epoch, self.step, self.resume_epoch, self.out = epoch, step, resume_epoch, out
+        where = f"at epoch {epoch} step {step}" if epoch is not None else "before training started"
+        kept = (f"the checkpoint of epoch {resume_epoch - 1} is kept in {Path(out) / 'last.pt'}"
+                if resume_epoch > 1 else "no checkpoint had been written yet")
+        super().__init__(f"interrupted {where}; {kept}")
 
 
 #: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet.
@@ -54,11 +84,21 @@ RECIPES = {
 }
 
 
+def default_workers() -> int:
+    """DataLoader workers by default: the CPU cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 @dataclass
 class Config:
     """Hyper-parameters of a run (Section 3). ``epochs``, ``batch_size``, ``lr`` and ``anneal``
     left at ``None`` take the preset's recipe (:data:`RECIPES`): the paper's for the full-size
-    models, a shorter one for the minis."""
+    models, a shorter one for the minis. Every value is checked here, before any data is read;
+    a bad one is a one-line ``ValueError`` naming the valid range."""
     preset: str = "zfnet-mini"
     epochs: int | None = None
     batch_size: int | None = None
@@ -79,7 +119,7 @@ class Config:
     check_every: int = 20     # steps between NaN/inf checks (each check syncs a GPU)
     data_root: str = ""       # real datasets: their root folder
     download: bool = False    # real datasets: download where torchvision can
-    workers: int = 4          # real datasets: DataLoader worker processes
+    workers: int = field(default_factory=default_workers)  # real datasets: DataLoader processes
     mean_images: int = 10000  # real datasets: training images averaged for the mean image
     command: str = ""
 
@@ -89,12 +129,25 @@ class Config:
         for key, value in RECIPES[self.preset].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
         if self.data_seed is None:
             self.data_seed = self.seed
-        self.snapshots = tuple(sorted(set(int(s) for s in self.snapshots)))
-        self.anneal = tuple(sorted(set(int(s) for s in self.anneal)))
+        self.epochs = integer("epochs (--epochs)", self.epochs, 1)
+        self.batch_size = integer("batch_size (--batch-size)", self.batch_size, 1)
+        self.lr = number("lr (--lr)", self.lr, 0, low_open=True)
+        self.momentum = number("momentum", self.momentum, 0, 1, high_open=True)
+        self.weight_decay = number("weight_decay (--weight-decay)", self.weight_decay, 0)
+        self.dropout = number("dropout", self.dropout, 0, 1, high_open=True)
+        self.radius = number("radius", self.radius, 0, low_open=True)
+        self.patience = integer("patience", self.patience, 0)
+        self.seed = integer("seed (--seed)", self.seed, 0)
+        self.data_seed = integer("data_seed (--data-seed)", self.data_seed, 0)
+        self.check_every = integer("check_every", self.check_every, 1)
+        self.workers = integer("workers (--workers)", self.workers, 0)
+        self.mean_images = integer("mean_images", self.mean_images, 1)
+        self.snapshots = tuple(sorted(set(integer("snapshot epochs (--snapshots)", s, 1) for s in self.snapshots)))
+        self.anneal = tuple(sorted(set(integer("anneal epochs (--anneal)", s, 1) for s in self.anneal)))
+        if self.dataset != "embedded" and not self.data_root:
+            raise ValueError(f"dataset {self.dataset!r} needs --data-root (its folder)")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -113,7 +166,200 @@ def resolve_device(device: str = "auto") -> torch.device:
     if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RuntimeError(f"device {device!r} was requested but Apple MPS is not available here; "
                            "use --device cpu or --device auto")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; valid devices are: {', '.join(DEVICES)} (or cuda:N)") from None
+
+
+# ----------------------------------------------------------------------------- the run folder
+def _snapshot_files(out: Path) -> list[Path]:
+    snaps = out / "snapshots"
+    return sorted(snaps.glob("epoch*.pt")) if snaps.is_dir() else []
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary files of an interrupted write (``.last.pt.tmp123``, ``.history.json.tmp``)."""
+    return sorted(p for p in out.glob(".*.tmp*") if p.name.startswith((".last.pt", ".history.json")))
+
+
+def _is_history(path: Path) -> bool:
+    try:
+        h = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(h, list) and all(isinstance(r, dict) and "epoch" in r for r in h)
+
+
+def _run_files(out: Path) -> list[Path]:
+    """The files of a zfbook run in ``out``; refuses a file with a run's name that a run did
+    not write (a foreign ``last.pt``, say), so ``force`` never removes one."""
+    files = [out / n for n in RUN_FILES if (out / n).exists()] + _snapshot_files(out)
+    for f in files:
+        ours = _is_history(f) if f.suffix == ".json" else _is_checkpoint(f)
+        if not ours:
+            raise ValueError(f"{f} was not written by a zfbook run, so --force will not remove it; "
+                             "move it away or choose another --out")
+    return files + _leftovers(out)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        load_checkpoint(path, mmap=True)
+        return True
+    except CheckpointError:
+        return False
+
+
+def _describe(out: Path, files: list[Path]) -> str:
+    names = [str(f.relative_to(out)) for f in files]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return shown or "nothing"
+
+
+def check_run_folder(out, *, resume: bool = False, force: bool = False) -> list[Path]:
+    """What a run may do with the folder ``out``; returns the old run's files that ``force``
+    will remove (none unless ``force`` starts over). Nothing is changed here.
+
+    * empty or missing: a new run;
+    * ``resume`` with ``out/last.pt``: continue it (see :func:`check_same_run`);
+    * otherwise not empty: refused, unless ``force``, which removes the old run's files
+      (``last.pt``, ``history.json``, ``snapshots/epoch*.pt``) and keeps anything else.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    leftovers = _leftovers(out) if out.is_dir() else []
+    entries = sorted(set(out.iterdir()) - set(leftovers)) if out.is_dir() else []
+    if not entries or (resume and (out / "last.pt").exists()):
+        return [] if resume else leftovers  # a new run clears an interrupted write's temporary files
+    run = [out / n for n in RUN_FILES if (out / n).exists()] + _snapshot_files(out)
+    if resume and not run:
+        return []  # only other files: nothing to resume, nothing of ours to overwrite
+    if not force:
+        what = _describe(out, run or entries)
+        if resume:
+            raise ValueError(f"--out {out} has no last.pt to resume from, but holds {what}; "
+                             "add --force to start over (removes them) or choose another --out")
+        kind = "a zfbook run" if run else "other files"
+        raise ValueError(f"--out {out} is not empty: it holds {kind} ({what}); add --resume to "
+                         "continue a run, --force to start over (removes only a run's files), "
+                         "or choose a new folder")
+    return _run_files(out)
+
+
+def _prepare_folder(out: Path):
+    """Create ``out`` if needed and check that files can be written in it, before any work.
+    Returns the top-most folder this created (to remove again if the run writes nothing)."""
+    top = None
+    for p in [out, *out.parents]:
+        if p.exists():
+            break
+        top = p
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        _remove_empty(out, top)
+        raise OSError(e.errno, f"--out {out} is not writable: {e.strerror or e}") from None
+    return top
+
+
+def _remove_empty(out: Path, top) -> None:
+    """Remove ``out`` and its parents up to ``top`` (folders this run created) if empty."""
+    if top is None:
+        return
+    for p in [out, *out.parents]:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
+
+
+def _clear(out: Path, files: list[Path]) -> None:
+    for f in files:
+        f.unlink(missing_ok=True)
+    if (out / "snapshots").is_dir() and not any((out / "snapshots").iterdir()):
+        (out / "snapshots").rmdir()
+    run = [f for f in files if f not in _leftovers(out) and not f.name.startswith(".")]
+    if run:
+        print(f"--force: removed the old run's files from {out}: {_describe(out, run)}", flush=True)
+
+
+# ----------------------------------------------------------------------------- the same run?
+#: Config fields that make a run what it is: ``resume`` refuses a checkpoint that differs in any
+#: (``epochs`` may grow; device, workers and snapshots do not change the numbers).
+SAME_RUN = ("preset", "dataset", "seed", "data_seed", "batch_size", "lr", "momentum", "weight_decay",
+            "dropout", "renorm", "radius", "patience", "anneal")
+
+
+def _data_identity(train_set, cfg: "Config") -> dict:
+    """What identifies a run's training data: its size, classes, labels, and for image files
+    their paths relative to the root (so a moved copy of the same data is the same data)."""
+    labels = torch.as_tensor(train_set.labels).to(torch.int64).contiguous()
+    h = hashlib.sha256(labels.numpy().tobytes())
+    base = getattr(train_set, "base", None)
+    samples = getattr(base, "samples", None) or getattr(base, "_samples", None)
+    root = getattr(train_set, "root", None)
+    if samples and root is not None:
+        for path, _ in samples:
+            try:
+                h.update(os.path.relpath(path, root).encode())
+            except ValueError:  # another drive (Windows)
+                h.update(str(path).encode())
+    return {"n": len(labels), "classes": list(getattr(train_set, "classes", [])), "sha256": h.hexdigest(),
+            "root": str(Path(cfg.data_root).expanduser().resolve()) if cfg.data_root else ""}
+
+
+def check_same_run(ckpt: dict, cfg: "Config", identity: dict | None = None) -> list[str]:
+    """The differences between the run saved in ``ckpt`` and ``cfg`` (and, once the data is
+    read, its ``identity``): one phrase each, empty if ``cfg`` continues the same run."""
+    return _config_diffs(ckpt, cfg) + (_data_diffs(ckpt, identity) if identity is not None else [])
+
+
+def _config_diffs(ckpt: dict, cfg: "Config") -> list[str]:
+    saved = dict(ckpt.get("config", {}))
+    saved.setdefault("data_seed", saved.get("seed"))
+    saved.setdefault("preset", ckpt.get("preset"))
+    now = _config_dict(cfg)
+    diffs = []
+    for key in SAME_RUN:
+        if key in saved and saved[key] != now[key] and not (key == "data_seed" and cfg.dataset != "embedded"):
+            diffs.append(f"{key} {saved[key]!r} in the checkpoint, {now[key]!r} now")
+    return diffs
+
+
+def _data_diffs(ckpt: dict, identity: dict) -> list[str]:
+    """The data: its classes, and its images (labels and file paths), wherever its root is."""
+    have, diffs = ckpt.get("data"), []
+    if have:
+        if have.get("classes") != identity["classes"]:
+            diffs.append(f"classes {_few(have.get('classes'))} in the checkpoint, {_few(identity['classes'])} now")
+        elif have.get("sha256") != identity["sha256"]:
+            where = (f" (data root {have.get('root')!r} then, {identity['root']!r} now)"
+                     if have.get("root") != identity["root"] else "")
+            diffs.append(f"the training images differ: {have.get('n')} then, {identity['n']} now{where}")
+    return diffs
+
+
+def _few(items) -> str:
+    items = list(items or [])
+    return "[" + ", ".join(map(str, items[:4])) + (f", … {len(items)} in all" if len(items) > 4 else "") + "]"
+
+
+def _refuse_other_run(last: Path, diffs: list[str], force: bool) -> None:
+    if not diffs:
+        return
+    text = "; ".join(diffs)
+    if force:
+        print(f"--force: continuing {last} although it is a different run: {text}", flush=True)
+        return
+    raise CheckpointError(f"cannot resume {last}: it is a different run ({text}); repeat the command "
+                          "that started it with --resume, choose another --out, or add --force to "
+                          "continue anyway")
 
 
 # ----------------------------------------------------------------------------- data
@@ -137,40 +383,74 @@ def real_split(dataset: str, root, split: str, preset: str, *, download: bool = 
     return load(dataset, Path(root), name, size=models.PRESETS[preset].resize, download=download)
 
 
-def _mean_of(dataset, n: int, batch_size: int, workers: int) -> torch.Tensor:
+def _mean_of(dataset, n: int, batch_size: int, workers: int, progress: bool = True) -> torch.Tensor:
     """Per-pixel mean over ``dataset`` (all of it, or an evenly spaced ``n`` images of it)."""
     if hasattr(dataset, "images"):
         return mean_image(dataset.images)
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
     idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).long().tolist()
     total, count = None, 0
-    for x, _ in tqdm(DataLoader(Subset(dataset, idx), batch_size=batch_size, num_workers=workers),
-                     desc="mean image", leave=False):
+    loader = _Loader(Subset(dataset, idx), batch_size, torch.device("cpu"), workers)
+    for x, _ in tqdm(loader, desc="mean image", leave=False, disable=not progress):
         s = x.double().sum(0)
         total = s if total is None else total + s
         count += len(x)
     return (total / count).float()
 
 
-def _batches(dataset, batch_size, device, generator, workers, shuffle=True):
-    """uint8 batches on ``device``: in memory for the embedded dataset, else a DataLoader."""
+def _batches(dataset, batch_size, device, generator, workers, shuffle=True, seed=0):
+    """uint8 batches on ``device``: in memory for the embedded dataset (in an order drawn from
+    ``generator``), else a DataLoader (in an order seeded by ``seed`` and the epoch)."""
     if hasattr(dataset, "images"):
         return _Batches(dataset.images, dataset.labels, batch_size, device, generator, shuffle)
-    from torch.utils.data import DataLoader
-    cuda = device.type == "cuda"
+    return _Loader(dataset, batch_size, device, workers, shuffle=shuffle, seed=seed)
 
-    class _Loader:
-        def __init__(self):
-            self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                                     num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
 
-        def __len__(self):
-            return len(self.loader)
+class _Loader:
+    """A DataLoader over a real dataset. With ``shuffle``, epoch *e*'s order is a permutation
+    seeded with ``seed``·10⁶ + *e* (``DistributedSampler`` with one replica; call
+    :meth:`set_epoch`), drawn from no other generator, so the order and the run's own RNG
+    streams are the same whatever the workers and whether the run was resumed. Workers
+    persist across epochs while shuffling (training). An error in a worker (a damaged
+    image) is re-raised as one line."""
 
-        def __iter__(self):
+    def __init__(self, dataset, batch_size, device, workers, *, shuffle=False, seed=0):
+        from torch.utils.data import DataLoader, DistributedSampler
+        self.device, self.cuda = device, device.type == "cuda"
+        self.sampler = (DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed * 10**6)
+                        if shuffle else None)
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 generator=torch.Generator().manual_seed(seed), pin_memory=self.cuda,
+                                 persistent_workers=shuffle and workers > 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        try:
             for x, y in self.loader:
-                yield x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
-    return _Loader()
+                yield x.to(self.device, non_blocking=self.cuda), y.to(self.device, non_blocking=self.cuda)
+        except Exception as e:
+            raise _worker_error(e) from None
+
+
+def _worker_error(e: Exception) -> Exception:
+    """A DataLoader worker's error arrives with the worker's whole traceback in its message;
+    keep its last line (the error itself), in the same exception type where possible."""
+    text = str(e)
+    if "Original Traceback" not in text:
+        return e
+    last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+    name, sep, msg = last.partition(": ")
+    msg = msg if sep and "." in name or name.endswith(("Error", "Exception")) else last
+    try:
+        return type(e)(msg)
+    except TypeError:
+        return RuntimeError(msg)
 
 
 class _Batches:
@@ -215,7 +495,7 @@ def evaluate(model, images, labels, preprocess: Preprocess, *, ten_crop=False, b
     correct1 = correct5 = 0
     loss_sum = 0.0
     batches = (_Batches(images, labels, batch_size, device, shuffle=False) if labels is not None
-               else _batches(images, batch_size, device, None, workers, shuffle=False))
+               else _Loader(images, batch_size, device, workers))
     for x, y in batches:
         if ten_crop:
             crops = preprocess.ten_crop(x)
@@ -249,24 +529,55 @@ def _set_rng_state(state: dict, gen: torch.Generator, device) -> None:
 
 
 # ----------------------------------------------------------------------------- training
-def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data=None,
-          stop_after_steps: int | None = None) -> dict:
+def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progress: bool = True,
+          data=None, stop_after_steps: int | None = None) -> list:
     """Train ``cfg.preset`` and write ``out/last.pt`` every epoch, ``out/history.json`` and the
     snapshots ``out/snapshots/epoch{E}.pt``. Returns the history (a list of per-epoch dicts).
 
-    ``data``: optional ``(train_set, val_set)`` with ``.images`` uint8 and ``.labels``,
-    instead of the embedded dataset. ``stop_after_steps`` ends the run early (tests).
+    ``out`` must be empty or new, unless ``resume`` (continue the run in it, which must be the
+    same run: :func:`check_same_run`) or ``force`` (start over, removing the old run's files;
+    with ``resume``: continue even a different run). ``data``: optional
+    ``(train_set, val_set)`` with ``.images`` uint8 and ``.labels``, instead of the embedded
+    dataset. ``stop_after_steps`` ends the run early (tests). Ctrl-C raises :class:`Interrupted`.
     """
     out = Path(out)
     device = resolve_device(cfg.device)
+    old_files = check_run_folder(out, resume=resume, force=force)
+    last = out / "last.pt"
+    ckpt = None
+    if resume and last.exists():
+        ckpt = load_checkpoint(last, map_location=device)
+        _refuse_other_run(last, _config_diffs(ckpt, cfg), force)
+    elif resume and not old_files:
+        print(f"no checkpoint at {last}; starting from scratch", flush=True)
+    created = _prepare_folder(out)
+    start_epoch = ckpt["epoch"] + 1 if ckpt else 1
+    try:
+        return _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_steps)
+    except KeyboardInterrupt as e:
+        _remove_empty(out, created)
+        if isinstance(e, Interrupted):
+            raise
+        raise Interrupted(None, None, start_epoch, out) from None
+    except BaseException:
+        _remove_empty(out, created)
+        raise
+
+
+def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_steps) -> list:
     train_set, val_set = data or _load_data(cfg)
     classes = list(getattr(train_set, "classes", []))
     num_classes = len(classes) or int(torch.as_tensor(train_set.labels).max()) + 1
+    identity = _data_identity(train_set, cfg)
+    last = out / "last.pt"
+    if ckpt is not None:
+        _refuse_other_run(last, _data_diffs(ckpt, identity), force)
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = models.build(cfg.preset, num_classes, dropout=cfg.dropout)
-    mean = _mean_of(train_set, cfg.mean_images, cfg.batch_size, cfg.workers)
+    mean = ckpt["mean"].float().cpu() if ckpt else _mean_of(train_set, cfg.mean_images, cfg.batch_size,
+                                                              cfg.workers, progress)
     prep = Preprocess(mean.to(device), model.preset.crop, model.preset.input_scale)
     model.to(device)
     cuda = device.type == "cuda"
@@ -278,12 +589,7 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     history: list[dict] = []
     start_epoch = 1
-
-    last = out / "last.pt"
-    if resume and last.exists():
-        ckpt = load_checkpoint(last, map_location=device)
-        if ckpt["preset"] != cfg.preset:
-            raise CheckpointError(f"{last} holds a {ckpt['preset']!r} run; cannot resume it as {cfg.preset!r}")
+    if ckpt is not None:
         load_state(model, ckpt, str(last))
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -291,83 +597,95 @@ def train(cfg: Config, out, *, resume: bool = False, progress: bool = True, data
         _set_rng_state(ckpt["rng"], gen, device)
         history = list(ckpt["history"])
         start_epoch = ckpt["epoch"] + 1
-    elif resume:
-        print(f"no checkpoint at {last}; starting from scratch")
-    out.mkdir(parents=True, exist_ok=True)
+    if old_files:
+        _clear(out, old_files)
 
-    batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers)
+    batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers, seed=cfg.seed)
     steps = 0
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        c1 = torch.zeros((), device=device, dtype=torch.long)
-        c5 = torch.zeros((), device=device, dtype=torch.long)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
-        for i, (xb, yb) in enumerate(bar):
-            x = prep.random(xb, gen)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if cfg.renorm:
-                models.renormalize_filters(model, cfg.radius)
-            loss_sum += loss.detach() * len(yb)
-            a, b = _topk_correct(logits.detach(), yb)
-            c1 += a
-            c5 += b
-            if (i + 1) % cfg.check_every == 0 or i + 1 == len(batches):
-                if not torch.isfinite(loss_sum):
+    epoch, step, saved = None, None, start_epoch - 1
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            step = 0
+            t0 = time.perf_counter()
+            model.train()
+            if hasattr(batches, "set_epoch"):
+                batches.set_epoch(epoch)
+            loss_sum = torch.zeros((), device=device)
+            c1 = torch.zeros((), device=device, dtype=torch.long)
+            c5 = torch.zeros((), device=device, dtype=torch.long)
+            bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
+            for i, (xb, yb) in enumerate(bar):
+                step = i + 1
+                x = prep.random(xb, gen)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                if cfg.renorm:
+                    models.renormalize_filters(model, cfg.radius)
+                loss_sum += loss.detach() * len(yb)
+                a, b = _topk_correct(logits.detach(), yb)
+                c1 += a
+                c5 += b
+                if (i + 1) % cfg.check_every == 0 or i + 1 == len(batches):
+                    if not torch.isfinite(loss_sum):
+                        bar.close()
+                        kept = (f"The last good checkpoint (epoch {epoch - 1}) is kept at {last}."
+                                if last.exists() else "No checkpoint had been written yet.")
+                        raise NonFiniteLoss(
+                            f"the training loss became {loss_sum.item()} in epoch {epoch}; stopping. {kept} "
+                            f"Try a new run with a lower --lr (now {opt.param_groups[0]['lr']}; "
+                            f"--resume keeps the checkpoint's learning rate).")
+                    bar.set_postfix(loss=f"{loss_sum.item() / ((i + 1) * cfg.batch_size):.3f}")
+                steps += 1
+                if stop_after_steps is not None and steps >= stop_after_steps:
                     bar.close()
-                    kept = (f"The last good checkpoint (epoch {epoch - 1}) is kept at {last}."
-                            if last.exists() else "No checkpoint had been written yet.")
-                    raise NonFiniteLoss(
-                        f"the training loss became {loss_sum.item()} in epoch {epoch}; stopping. {kept} "
-                        f"Try a new run with a lower --lr (now {opt.param_groups[0]['lr']}; "
-                        f"--resume keeps the checkpoint's learning rate).")
-                bar.set_postfix(loss=f"{loss_sum.item() / ((i + 1) * cfg.batch_size):.3f}")
-            steps += 1
-            if stop_after_steps is not None and steps >= stop_after_steps:
-                bar.close()
-                return history
-        bar.close()
-        n = len(train_set.labels) if hasattr(train_set, "labels") else len(train_set)
-        if hasattr(val_set, "images"):
-            val = evaluate(model, val_set.images, val_set.labels, prep, device=device)
-        else:
-            val = evaluate(model, val_set, None, prep, device=device, workers=cfg.workers)
-        lr = opt.param_groups[0]["lr"]
-        sched.step(100.0 - val["top1"])
-        if epoch in cfg.anneal:  # the paper anneals by hand; a recipe may fix the epochs
-            for g in opt.param_groups:
-                g["lr"] *= 0.1
-        rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": 100.0 * c1.item() / n,
-               "train_top5": 100.0 * c5.item() / n, "val_loss": val["loss"], "val_top1": val["top1"],
-               "val_top5": val["top5"], "lr": lr, "seconds": time.perf_counter() - t0}
-        history.append(rec)
-        state = _model_state(model)
-        ckpt = {"format": FORMAT, "preset": cfg.preset, "num_classes": num_classes, "classes": classes,
-                "model": state, "mean": mean, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(), "rng": _rng_state(gen, device), "epoch": epoch,
-                "history": history, "config": _config_dict(cfg)}
-        save_atomic(ckpt, last)
-        if epoch in cfg.snapshots:
-            save_atomic({k: ckpt[k] for k in ("format", "preset", "num_classes", "classes", "model",
-                                               "mean", "epoch", "history", "config")},
-                        out / "snapshots" / f"epoch{epoch}.pt")
-        tmp = out / ".history.json.tmp"
-        tmp.write_text(json.dumps(history, indent=1))
-        tmp.replace(out / "history.json")
-        if progress:
-            tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.3f}  train top-1 {rec['train_top1']:.1f}%  "
-                       f"val top-1 {rec['val_top1']:.1f}%  top-5 {rec['val_top5']:.1f}%  lr {lr:g}  "
-                       f"{rec['seconds']:.0f}s")
+                    return history
+            bar.close()
+            n = len(train_set.labels) if hasattr(train_set, "labels") else len(train_set)
+            if hasattr(val_set, "images"):
+                val = evaluate(model, val_set.images, val_set.labels, prep, device=device)
+            else:
+                val = evaluate(model, val_set, None, prep, device=device, workers=cfg.workers)
+            lr = opt.param_groups[0]["lr"]
+            sched.step(100.0 - val["top1"])
+            if epoch in cfg.anneal:  # the paper anneals by hand; a recipe may fix the epochs
+                for g in opt.param_groups:
+                    g["lr"] *= 0.1
+            rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": 100.0 * c1.item() / n,
+                   "train_top5": 100.0 * c5.item() / n, "val_loss": val["loss"], "val_top1": val["top1"],
+                   "val_top5": val["top5"], "lr": lr, "seconds": time.perf_counter() - t0}
+            history.append(rec)
+            ckpt = {"format": FORMAT, "preset": cfg.preset, "num_classes": num_classes, "classes": classes,
+                    "model": _model_state(model), "mean": mean, "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                    "rng": _rng_state(gen, device), "epoch": epoch, "history": history,
+                    "config": _config_dict(cfg), "data": identity}
+            with deferred_interrupts():  # Ctrl-C waits until the epoch's files are all written
+                _save_epoch(out, ckpt, epoch in cfg.snapshots)
+                saved = epoch
+            if progress:
+                tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.3f}  train top-1 {rec['train_top1']:.1f}%  "
+                           f"val top-1 {rec['val_top1']:.1f}%  top-5 {rec['val_top5']:.1f}%  lr {lr:g}  "
+                           f"{rec['seconds']:.0f}s")
+    except KeyboardInterrupt:
+        raise Interrupted(epoch, step, saved + 1, out) from None
     return history
+
+
+def _save_epoch(out: Path, ckpt: dict, snapshot: bool) -> None:
+    """The epoch's checkpoint, its snapshot and the history, each written atomically."""
+    save_atomic(ckpt, out / "last.pt")
+    if snapshot:
+        save_atomic({k: ckpt[k] for k in ("format", "preset", "num_classes", "classes", "model",
+                                          "mean", "epoch", "history", "config")},
+                    out / "snapshots" / f"epoch{ckpt['epoch']}.pt")
+    write_text_atomic(out / "history.json", json.dumps(ckpt["history"], indent=1))
 
 
 def _model_state(model) -> dict:

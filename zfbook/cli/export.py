@@ -1,49 +1,96 @@
-"""``python -m zfbook export``: a run's weights as float16 into ``data/``, recorded in the manifest."""
+"""``python -m zfbook export``: a run's weights as float16 into ``data/``, recorded in the manifest.
+
+``--name`` is a file name in ``data/`` (``zfnet-mini.pt``), never a path: separators, ``..``,
+absolute paths, hidden names and the manifest's own name are refused, and an existing file
+is replaced only with ``--force``. The float16 model is evaluated first; only then are the
+file and its manifest entry written, each atomically, and Ctrl-C waits until both are.
+"""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from ..checkpoint import FORMAT, data_dir, load_checkpoint, save_atomic, sha256
+from ..checkpoint import (FORMAT, data_dir, deferred_interrupts, load_checkpoint, manifest, save_atomic,
+                          sha256, write_text_atomic)
 from .evaluate import evaluate_checkpoint
 
 NAME = "export"
 HELP = "write a run's weights as float16 into data/ and record it in the manifest"
+MANIFEST = "MANIFEST.json"
 
 
 def add_arguments(x) -> None:
     x.add_argument("--checkpoint", required=True, type=Path, help="a run's last.pt or snapshots/epochE.pt")
-    x.add_argument("--name", required=True, help="file name in data/, e.g. zfnet-mini.pt")
+    x.add_argument("--name", required=True, help="file name in data/, e.g. zfnet-mini.pt (not a path)")
+    x.add_argument("--force", action="store_true", help="replace a file of that name in data/ (and its manifest entry)")
     x.add_argument("--wall", type=float, default=None, help="wall time of the run in seconds, if measured outside")
     x.add_argument("--note", default="", help="a remark recorded in the manifest (e.g. how the run was resumed)")
     x.add_argument("--data-root", default="", help="for a run on a real dataset: its folder (default: the run's own)")
 
 
+def check_name(name: str) -> str:
+    """``name`` if it is a plain ``*.pt`` file name for ``data/``; a one-line ValueError otherwise."""
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    rule = "--name takes a file name in data/ ending in .pt, such as zfnet-mini.pt (no folders)"
+    if not name or any(s in name for s in seps) or Path(name).is_absolute() or name in (".", ".."):
+        raise ValueError(f"{rule}; got {name!r}")
+    if ".." in name or name.startswith(".") or "\0" in name:
+        raise ValueError(f"{rule}, not starting with '.' and without '..'; got {name!r}")
+    if name.lower() == MANIFEST.lower():
+        raise ValueError(f"--name {name!r} is the manifest itself; {rule}")
+    if not name.endswith(".pt"):
+        raise ValueError(f"{rule}; got {name!r}")
+    return name
+
+
 def run(args) -> int:
-    """float16 weights + mean + history; accuracy measured on the float16 weights themselves."""
+    """float16 weights + mean + history; accuracy measured on the float16 weights themselves,
+    before anything is written."""
+    name = check_name(args.name)
+    if args.wall is not None and not (args.wall >= 0 and args.wall != float("inf")):
+        raise ValueError(f"--wall must be a finite number of seconds ≥ 0, got {args.wall}")
+    folder = data_dir()
+    path = folder / name
+    entries = manifest()  # refuses a damaged manifest before any work
+    if (path.exists() or name in entries) and not args.force:
+        listed = " (listed in MANIFEST.json)" if name in entries else ""
+        raise ValueError(f"{path} already exists{listed}; pass --force to replace it, or choose another --name")
     ckpt = load_checkpoint(args.checkpoint)
-    small = {k: ckpt[k] for k in ("format", "preset", "num_classes", "classes", "mean", "epoch", "history", "config")}
+    small = {k: ckpt[k] for k in ("format", "preset", "num_classes", "classes", "mean", "epoch", "history", "config")
+             if k in ckpt}
     small["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    path = data_dir() / args.name
-    save_atomic(small, path)
-    centre, ten, split = evaluate_checkpoint(load_checkpoint(path), str(path), "test", "cpu", args.data_root)
+    # evaluated before anything is written (weights that do not fit are refused first)
+    centre, ten, split = evaluate_checkpoint(small, str(args.checkpoint), "test", "cpu", args.data_root)
     cfg = ckpt.get("config", {})
-    wall = args.wall if args.wall is not None else sum(h["seconds"] for h in ckpt["history"])
-    entry = {"command": cfg.get("command", ""), "preset": ckpt["preset"], "seed": cfg.get("seed"),
-             "epochs": ckpt["epoch"], "test_top1_centre": round(centre["top1"], 2),
-             "test_top5_centre": round(centre["top5"], 2), "test_top1_10crop": round(ten["top1"], 2),
-             "test_top5_10crop": round(ten["top5"], 2), "wall_seconds": round(wall, 1),
-             "sha256": sha256(path), "bytes": path.stat().st_size, "format": FORMAT}
-    if split != "test":  # a real dataset: its validation split stood in for a test split
-        entry["evaluated_on"] = split
-    if args.note:
-        entry["note"] = args.note
-    mpath = data_dir() / "MANIFEST.json"
-    entries = json.loads(mpath.read_text()) if mpath.exists() else {}
-    entries[args.name] = entry
-    tmp = mpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
-    tmp.replace(mpath)
+    wall = args.wall if args.wall is not None else sum(h.get("seconds", 0.0) for h in ckpt.get("history", []))
+    staged = folder / f".{name}.export{os.getpid()}"
+    with deferred_interrupts():  # Ctrl-C waits until the file and its manifest entry are written
+        try:
+            save_atomic(small, staged)
+            entry = {"command": cfg.get("command", ""), "preset": ckpt["preset"], "seed": cfg.get("seed"),
+                     "epochs": ckpt.get("epoch"), "test_top1_centre": round(centre["top1"], 2),
+                     "test_top5_centre": round(centre["top5"], 2), "test_top1_10crop": round(ten["top1"], 2),
+                     "test_top5_10crop": round(ten["top5"], 2), "wall_seconds": round(wall, 1),
+                     "sha256": sha256(staged), "bytes": staged.stat().st_size, "format": FORMAT}
+            if split != "test":  # a real dataset: its validation split stood in for a test split
+                entry["evaluated_on"] = split
+            if args.note:
+                entry["note"] = args.note
+            entries = manifest()
+            entries[name] = entry
+            write_text_atomic(folder / MANIFEST, json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
+            os.replace(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
+        args.written = path
     print(f"wrote {path} ({entry['bytes'] / 1e6:.2f} MB): test top-1 {entry['test_top1_centre']}% centre, "
           f"{entry['test_top1_10crop']}% 10 crops")
     return 0
+
+
+def interrupted(args, e) -> str:
+    written = getattr(args, "written", None)
+    if written:
+        return f"interrupted after {written} and its manifest entry were written"
+    return "interrupted; nothing was written to data/"

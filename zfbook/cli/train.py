@@ -1,10 +1,16 @@
-"""``python -m zfbook train``: train a preset with the paper's recipe (Section 3)."""
+"""``python -m zfbook train``: train a preset with the paper's recipe (Section 3).
+
+``--out`` must be empty or new; ``--resume`` continues the run in it (if it is the same run),
+``--force`` starts over (removing only the old run's files). Ctrl-C stops with one line that
+says where, and the command that continues (exit status 130).
+"""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from .. import models
-from ..train import DATASETS, DEVICES, SNAPSHOTS, Config, train
+from ..train import DATASETS, DEVICES, SNAPSHOTS, Config, Interrupted, default_workers, train
 
 NAME = "train"
 HELP = "train a preset with the paper's recipe (Section 3)"
@@ -14,11 +20,17 @@ def add_arguments(t) -> None:
     t.add_argument("--preset", default="zfnet-mini", help=f"one of: {', '.join(models.PRESETS)}")
     t.add_argument("--device", default="auto", help=f"one of: {', '.join(DEVICES)} (or cuda:N)")
     t.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.json, snapshots/")
-    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
+    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt "
+                   "(refused if it is a different run: preset, data, seeds, recipe)")
+    t.add_argument("--force", action="store_true", help="start over in a used --out, removing the old "
+                   "run's files (last.pt, history.json, snapshots/); with --resume: continue a "
+                   "different run anyway")
     t.add_argument("--dataset", default="embedded", help=f"one of: {', '.join(DATASETS)}")
     t.add_argument("--data-root", default="", help="a real dataset's folder (see zfbook.data.load)")
     t.add_argument("--download", action="store_true", help="download a real dataset where torchvision can")
-    t.add_argument("--workers", type=int, default=4, help="DataLoader workers for real datasets")
+    t.add_argument("--workers", type=int, default=default_workers(),
+                   help=f"DataLoader workers for real datasets (default: the CPU cores, at most 4: "
+                        f"{default_workers()} here); the results do not depend on it")
     t.add_argument("--seed", type=int, default=0, help="initialisation, data order and augmentation")
     t.add_argument("--data-seed", type=int, default=None,
                    help="the embedded dataset's seed (default: --seed); fix it to vary only the network's seed")
@@ -49,13 +61,30 @@ def anneal(text):
     return () if text.strip().lower() == "none" else epochs(text, "--anneal")
 
 
+def resume_command(command: str) -> str:
+    """The command that continues a run: the same one with ``--resume`` and without ``--force``."""
+    words = [w for w in shlex.split(command) if w != "--force"]
+    if "--resume" not in words:
+        words.append("--resume")
+    return " ".join(map(shlex.quote, words))
+
+
+def interrupted(args, e) -> str:
+    """The line Ctrl-C prints: where the run stopped and the command that continues it."""
+    if not isinstance(e, Interrupted):
+        return "interrupted"
+    where = f"at epoch {e.epoch} step {e.step}" if e.epoch is not None else "before training started"
+    return (f"interrupted {where}; `{resume_command(args.command_line)}` continues from epoch "
+            f"{e.resume_epoch}")
+
+
 def run(args) -> int:
     cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                  seed=args.seed, data_seed=args.data_seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                  data_root=args.data_root, download=args.download, workers=args.workers,
                  renorm=not args.no_renorm, anneal=anneal(args.anneal),
                  snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
-    history = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
     if history:
         h = history[-1]
         print(f"done: epoch {h['epoch']}, val top-1 {h['val_top1']:.2f}%, top-5 {h['val_top5']:.2f}%; "

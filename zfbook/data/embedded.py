@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,11 +362,26 @@ def embedded(split: str = "train", family: str = "main", seed: int = 0, *, per_c
     if tensors is None:
         tensors = _generate(family, split, seed, per_class)
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(dict(zip(("images", "labels", "masks", "keypoints"), tensors)), tmp)
-            os.replace(tmp, path)
+            _write_cache(path, dict(zip(("images", "labels", "masks", "keypoints"), tensors)))
     return EmbeddedDataset(*tensors, FAMILIES[family], family, split, seed)
+
+
+def _write_cache(path: Path, blob: dict) -> None:
+    """Cache a split (atomically); if that fails (a full disk, a read-only cache folder), say so
+    in one line, leave nothing half-written, and carry on without the cache."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(blob, f)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"warning: could not cache the embedded dataset in {path.parent} ({reason}); "
+              "continuing without the cache (set ZFBOOK_CACHE to another folder)", file=sys.stderr)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def aligned(n: int = 5, seed: int = 0, name: str = "face", radius: int = 34) -> EmbeddedDataset:

@@ -19,12 +19,17 @@ the data. On-disk layouts under ``root``:
 
 Caltech-101/256 have no official split: load them whole and split with
 :func:`per_class_split`, the protocol of Tables 4–5 and Fig. 9.
+
+An image that cannot be read (damaged, cut short, not an image) raises :class:`ImageReadError`
+naming its file, also from a DataLoader worker. A failed download removes the folders it
+created, so no empty root is left behind.
 """
 from __future__ import annotations
 
 import contextlib
 import http.client
 import re
+import shutil
 import socket
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -38,7 +43,7 @@ from torchvision.transforms import v2 as T
 
 from .preprocess import resize_center
 
-__all__ = ["DATASETS", "DatasetNotFound", "RealDataset", "load", "per_class_split"]
+__all__ = ["DATASETS", "DatasetNotFound", "ImageReadError", "RealDataset", "load", "per_class_split"]
 
 #: Names accepted by :func:`load`.
 DATASETS = ("imagefolder", "imagenet", "imagenette", "cifar10", "caltech101", "caltech256")
@@ -71,6 +76,10 @@ class DatasetNotFound(RuntimeError):
         super().__init__(f"{name} {problem} (root='{root}'). To get it: {how}")
 
 
+class ImageReadError(OSError):
+    """An image of a real dataset could not be read; the message names the file."""
+
+
 class RealDataset(Dataset):
     """A torchvision dataset with zfbook's interface.
 
@@ -88,7 +97,19 @@ class RealDataset(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int):
-        return self.base[index]
+        try:
+            return self.base[index]
+        except Exception as e:  # PIL: UnidentifiedImageError, "image file is truncated", SyntaxError ...
+            text = " ".join(str(e).split()) or type(e).__name__
+            raise ImageReadError(f"cannot read {self.file(index)} ({self.name}): {text}") from None
+
+    def file(self, index: int) -> str:
+        """The file of item ``index`` where the dataset has one file per image, else ``item N``."""
+        samples = getattr(self.base, "samples", None) or getattr(self.base, "_samples", None)
+        try:
+            return str(samples[index][0])
+        except (TypeError, IndexError, KeyError):
+            return f"item {index}"
 
     def __repr__(self) -> str:
         return (f"RealDataset({self.name!r}, split={self.split!r}, n={len(self)}, "
@@ -204,14 +225,40 @@ def load(name: str, root, split: Optional[str] = None, size: int = 256, download
     tf = T.Compose([_rgb, transform if transform is not None
                     else T.Compose([resize_center(size), T.PILToTensor()])])
     fetch = download and not present
+    created = _first_missing(root) if fetch else None
+    before = set(root.iterdir()) if fetch and created is None else None
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT) if download else contextlib.nullcontext():
             base, classes, labels = _open(name, root, split, size, tf, download)
     except (OSError, RuntimeError, http.client.HTTPException) as err:
+        _undo_download(created, root, before)
         problem = (f"could not be downloaded (offline?): {type(err).__name__}: {err}" if fetch
                    else f"could not be read from {path} (missing or damaged files): {err}")
-        raise DatasetNotFound(name, root, problem, how) from err
+        raise DatasetNotFound(name, root, " ".join(problem.split()), how) from None
+    except BaseException:
+        _undo_download(created, root, before)
+        raise
     return RealDataset(name, root, split, base, classes, labels)
+
+
+def _undo_download(created, root: Path, before) -> None:
+    """Remove what a failed download made: the folders it created, or the new entries (a
+    partial archive, a half-extracted folder) of a root that existed before."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+    elif before is not None and root.is_dir():
+        for p in set(root.iterdir()) - before:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _first_missing(root: Path):
+    """The top-most folder of ``root`` that does not exist yet (None if ``root`` exists)."""
+    top = None
+    for p in [root, *root.parents]:
+        if p.exists():
+            break
+        top = p
+    return top
 
 
 def per_class_split(labels, n_train: int, n_test: Optional[int] = None, seed: int = 0):
