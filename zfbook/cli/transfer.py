@@ -1,0 +1,79 @@
+"""``python -m zfbook transfer``: the three arms of Tables 4–5 over the low-shot curve (Fig. 9)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import transfer as T
+
+NAME = "transfer"
+HELP = "frozen / scratch / finetune accuracy on new classes, over shots per class and draws (Tables 4-5, Fig. 9)"
+
+
+def add_dataset_arguments(p) -> None:
+    """Arguments ``transfer`` and ``probe`` share."""
+    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a shipped name (zfnet-mini)")
+    p.add_argument("--dataset", default="embedded-transfer", help=f"one of: {', '.join(T.DATASETS)}")
+    p.add_argument("--data-root", default="", help="caltech101/caltech256/imagefolder: the dataset's folder")
+    p.add_argument("--download", action="store_true", help="download Caltech where torchvision can")
+    p.add_argument("--draws", type=int, default=5, help="seeded random draws of the training images")
+    p.add_argument("--seed", type=int, default=0, help="seeds the draws (and the training runs)")
+    p.add_argument("--out", required=True, type=Path, help="folder of results.json")
+    p.add_argument("--force", action="store_true",
+                   help="replace records in OUT/results.json made with another checkpoint, dataset, seed or recipe")
+    p.add_argument("--device", default="cpu", help="cpu (deterministic), cuda, mps or auto")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def add_arguments(p) -> None:
+    add_dataset_arguments(p)
+    p.add_argument("--arms", default=",".join(T.ARMS), help=f"some of: {', '.join(T.ARMS)}")
+    p.add_argument("--shots", default=",".join(map(str, T.SHOTS)), help="training images per class")
+    p.add_argument("--train-draws", type=int, default=None,
+                   help="draws for the scratch and finetune arms, the first of --draws (default: all)")
+    p.add_argument("--scratch-epochs", type=int, default=None,
+                   help=f"default {T.SCRATCH['epochs']} (the learning rate drops x0.1 after 3/4 of them)")
+    p.add_argument("--finetune-epochs", type=int, default=None,
+                   help=f"default {T.FINETUNE['epochs']} (the learning rate drops x0.1 after 3/4 of them)")
+
+
+def setup(args):
+    """(transfer set, model, sha256, checkpoint name, device) from the shared arguments."""
+    from ..train import resolve_device
+    if args.draws < 1:
+        raise ValueError(f"--draws must be at least 1, got {args.draws}")
+    T._check("dataset", args.dataset, T.DATASETS)
+    device = resolve_device(args.device)
+    model, sha, name = T.resolve_checkpoint(args.checkpoint)
+    tset = T.transfer_set(args.dataset, args.data_root, size=model.preprocess.size, download=args.download)
+    return tset, model, sha, name, device
+
+
+def _recipe(base: dict, epochs):
+    if epochs is None:
+        return dict(base)
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    return {**base, "epochs": epochs, "anneal": (max(1, round(0.75 * epochs)),) if epochs > 1 else ()}
+
+
+def run(args) -> int:
+    arms = T.parse_list(args.arms, "arm", T.ARMS)
+    shots = T.parse_list(args.shots, "shot", cast=int)
+    recipes = {"scratch": _recipe(T.SCRATCH, args.scratch_epochs),
+               "finetune": _recipe(T.FINETUNE, args.finetune_epochs)}
+    tset, model, sha, name, device = setup(args)
+    t0 = time.perf_counter()
+    records = T.run_transfer(tset, model, sha, arms=arms, shots=shots, draws=args.draws,
+                             train_draws=args.train_draws, seed=args.seed, out=args.out, force=args.force,
+                             recipes=recipes, command=args.command_line, checkpoint=name, device=device,
+                             progress=not args.no_progress)
+    print(f"{len(records)} records in {args.out / 'results.json'} ({time.perf_counter() - t0:.0f} s)")
+    for arm in arms:
+        row = []
+        for k in shots:
+            vals = [r["top1"] for r in records if r["arm"] == arm and r["shots"] == k]
+            if vals:
+                row.append(f"{k}: {sum(vals) / len(vals):.1f}")
+        print(f"  {arm:9s} mean top-1 by shots  " + "  ".join(row))
+    return 0
