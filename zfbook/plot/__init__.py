@@ -713,8 +713,10 @@ def filter_norms(runs: dict, radius: float = 0.1, ncols: int = 8, zoom: int = 4)
 def learning_curves(histories: dict) -> Figure:
     """Per-epoch training histories (label → list of :func:`zfbook.train.train` records):
     loss, top-1 and top-5 accuracy (train dashed, validation solid) and the learning rate."""
-    fig = Figure(figsize=(11, 3.2), layout="constrained")
-    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
+    fig = Figure(figsize=(6.8, 5.6), layout="constrained")   # fits the book's column
+    axes = fig.subplot_mosaic([["loss", "acc"], ["lr", "lr"]],
+                              height_ratios=[3, 1.7])
+    ax_loss, ax_acc, ax_lr = axes["loss"], axes["acc"], axes["lr"]
     for i, (label, hist) in enumerate(histories.items()):
         ep = [h["epoch"] for h in hist]
         c = f"C{i}"
@@ -730,7 +732,7 @@ def learning_curves(histories: dict) -> Figure:
     ax_lr.set(xlabel="epoch", title="learning rate", yscale="log")
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     return fig
 
 
