@@ -234,7 +234,7 @@ def load(name: str, root, split: Optional[str] = None, size: int = 256, download
         _undo_download(created, root, before)
         problem = (f"could not be downloaded (offline?): {type(err).__name__}: {err}" if fetch
                    else f"could not be read from {path} (missing or damaged files): {err}")
-        raise DatasetNotFound(name, root, " ".join(problem.split()), how) from None
+        raise DatasetNotFound(name, root, " ".join(problem.split()), how) from err
     except BaseException:
         _undo_download(created, root, before)
         raise
