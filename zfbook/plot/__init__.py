@@ -517,7 +517,7 @@ def square_outline(ax, top, left, size, colour="white", lw=1.2, ls="-") -> Recta
                            ls=ls))
 
 
-def class_map(ax, maps, classes, *, shape=None, legend: bool = True, fontsize: float = 7):
+def class_map(ax, maps, classes, *, shape=None, legend: bool = True, fontsize: float = 8):
     """Fig. 7e: the most probable class at every placement, one colour per class, with a
     legend of the classes that occur."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -540,7 +540,7 @@ def _framed(tile: np.ndarray, pad: int, colour: float) -> np.ndarray:
 
 def fig7(model: nn.Module, images: torch.Tensor, labels, top=None, dataset=None, *,
          patch: int = 24, stride: int = 4, layer: str = "conv5", classes=None,
-         preprocess=None, maps=None, size: float = 1.9) -> Figure:
+         preprocess=None, maps=None, size: float = 1.6) -> Figure:
     """Fig. 7, one row per image: (a) the image with the grey square where it lowers P(true
     class) most, (b) the total activity of the strongest ``layer`` map of the unoccluded image
     as a function of the square's position, (c) that map projected down by the deconvnet
@@ -551,6 +551,8 @@ def fig7(model: nn.Module, images: torch.Tensor, labels, top=None, dataset=None,
     :class:`~zfbook.topk.TopK` of ``layer`` over the preprocessed ``dataset`` (for (c);
     without it (c) shows this image's projection only). ``maps``: the
     :func:`~zfbook.occlusion.occlusion_maps` of each image, if already computed.
+    ``size`` is a panel's side in inches; the default makes the figure 9.6 in wide (a
+    page's full width, with text of at least 8 pt).
     """
     labels = [int(v) for v in torch.as_tensor(labels).reshape(-1)]
     classes = list(classes if classes is not None else getattr(model, "classes", range(10**4)))
@@ -574,7 +576,7 @@ def fig7(model: nn.Module, images: torch.Tensor, labels, top=None, dataset=None,
         square_outline(a, t, l, m.patch)
         a.set_ylabel(f"true: {classes[y]}", fontsize=9)
         mesh = placement_map(b, m, m.activity.numpy(), shape=shape, cmap="inferno")
-        fig.colorbar(mesh, ax=b, shrink=0.8).ax.tick_params(labelsize=6)
+        fig.colorbar(mesh, ax=b, shrink=0.8).ax.tick_params(labelsize=8)
         own = deconv.project(model, x[None], m.layer, m.feature)[0]
         tiles = [_framed(projection_rgb(own), 3, 0.0)]
         if top is not None:
@@ -585,62 +587,71 @@ def fig7(model: nn.Module, images: torch.Tensor, labels, top=None, dataset=None,
         side = int(np.ceil(np.sqrt(len(tiles))))
         c.imshow(mosaic(tiles, side, gap=1), interpolation="nearest")
         mesh = placement_map(d, m, m.p_target.numpy(), shape=shape, cmap="turbo", vmin=0, vmax=1)
-        fig.colorbar(mesh, ax=d, shrink=0.8).ax.tick_params(labelsize=6)
+        fig.colorbar(mesh, ax=d, shrink=0.8).ax.tick_params(labelsize=8)
         class_map(e, m, classes, shape=shape)
         for ax, title in zip(axes[i], titles):
-            ax.set_title(title.format(f=m.feature), fontsize=8)
+            ax.set_title(title.format(f=m.feature), fontsize=9)
     return fig
 
 
 def fig5(sweeps, images=None, preprocess=None, classes=None, *, example: int = 0,
          n_examples: int = 5, shown=None, size: float = 2.0) -> Figure:
-    """Fig. 5: one row per :class:`~zfbook.invariance.InvarianceSweep` (translation, scale,
-    rotation). Columns: image ``example`` of the uint8 ``images`` (N, C, R, R) at
-    ``n_examples`` values of the transform (evenly spread, or ``shown[transform]``, a list
-    of swept values), as the network sees it (the centre crop of ``preprocess``); the
-    normalised distance to the untransformed features at conv1 and at fc7; P(true class).
-    One curve per image (legend: its class)."""
+    """Fig. 5: one block per :class:`~zfbook.invariance.InvarianceSweep` (translation,
+    scale, rotation), stacked. Each block: image ``example`` of the uint8 ``images``
+    (N, C, R, R) at ``n_examples`` values of the transform (evenly spread, or
+    ``shown[transform]``, a list of swept values), as the network sees it (the centre
+    crop of ``preprocess``), above three panels: the normalised distance to the
+    untransformed features at conv1 and at fc7, and P(true class). One curve per image
+    (legend: its class). ``size`` is a panel's width in inches: the default fits a
+    6.8-in page column; pass one sweep per call for one figure per transform."""
     sweeps = list(sweeps.values()) if isinstance(sweeps, dict) else list(sweeps)
     strip = images is not None
-    fig = Figure(figsize=((4.3 if strip else 0) + 3 * size, len(sweeps) * size * 0.9 + 0.4),
+    block = size * (1.85 if strip else 1.1)
+    fig = Figure(figsize=(3 * size + 0.8, len(sweeps) * block + 0.35),
                  layout="constrained")
-    ratios = ([2.2] if strip else []) + [1, 1, 1]
-    axes = fig.subplots(len(sweeps), len(ratios), squeeze=False, gridspec_kw={"width_ratios": ratios})
-    units = {"translation": "vertical shift (px)", "scale": "scale", "rotation": "rotation (°)"}
+    units = {"translation": "vertical shift (px)", "scale": "scale",
+             "rotation": "rotation (°)"}
     lines = []
-    for row, s in zip(axes, sweeps):
+    for sub, s in zip(fig.subfigures(len(sweeps), 1, squeeze=False)[:, 0], sweeps):
+        unit = units.get(s.transform, s.transform)
         if strip:
             if preprocess is None:
                 raise ValueError("pass the model's preprocess with images")
+            top, sub = sub.subfigures(2, 1, height_ratios=[0.8, 1.05])
             fill = preprocess.mean.mean(dim=(1, 2)).round()   # as invariance_sweep
             if shown and s.transform in shown:
                 idx = [list(s.values).index(v) for v in shown[s.transform]]
             else:
-                idx = np.unique(np.linspace(0, len(s.values) - 1, n_examples).round().astype(int))
+                idx = np.unique(np.linspace(0, len(s.values) - 1, n_examples)
+                                .round().astype(int))
             crops = [preprocess.display(preprocess.center(
-                _transform(images[example], s.transform, s.values[j], fill))) for j in idx]
-            row[0].imshow(mosaic(crops, len(crops), gap=3), interpolation="nearest")
-            row[0].set_xticks([(j + 0.5) * (crops[0].shape[1] + 3) for j in range(len(idx))],
-                              [f"{s.values[j]:g}" for j in idx], fontsize=7)
-            row[0].set_yticks([])
-            row[0].set_xlabel(units.get(s.transform, s.transform), fontsize=8)
-        panels = [(s.distance["conv1"], "conv1: distance"), (s.distance["fc7"], "fc7: distance"),
-                  (s.p_true, "P(true class)")]
-        for ax, (values, title) in zip(row[-3:], panels):
-            lines = ax.plot(s.values, np.asarray(values, dtype=float).T, lw=1.2, marker=".", ms=3)
-            ax.set_title(f"{s.transform}: {title}", fontsize=8)
-            ax.set_xlabel(units.get(s.transform, s.transform), fontsize=8)
-            ax.tick_params(labelsize=7)
+                _transform(images[example], s.transform, s.values[j], fill)))
+                for j in idx]
+            ax = top.subplots()
+            ax.imshow(mosaic(crops, len(crops), gap=6), interpolation="nearest")
+            ax.set_xticks([(j + 0.5) * (crops[0].shape[1] + 6) for j in range(len(idx))],
+                          [f"{s.values[j]:g}" for j in idx], fontsize=8)
+            ax.set_yticks([])
+            ax.set_xlabel(unit, fontsize=9)
+        panels = [(s.distance["conv1"], "conv1: distance"),
+                  (s.distance["fc7"], "fc7: distance"), (s.p_true, "P(true class)")]
+        row = sub.subplots(1, 3)
+        for ax, (values, title) in zip(row, panels):
+            lines = ax.plot(s.values, np.asarray(values, dtype=float).T, lw=1.2,
+                            marker=".", ms=3)
+            ax.set_title(f"{s.transform}: {title}", fontsize=9)
+            ax.set_xlabel(unit, fontsize=9)
+            ax.tick_params(labelsize=8)
             ax.grid(alpha=0.3)
         row[-1].set_ylim(-0.03, 1.03)
     if classes is not None and lines:
         names = [str(classes[int(y)]) for y in sweeps[0].labels]
-        fig.legend(lines, names, loc="outside lower center", ncols=len(names), fontsize=8)
+        fig.legend(lines, names, loc="outside lower center", ncols=len(names), fontsize=9)
     return fig
 
 
 def fig8(images: torch.Tensor, table, preprocess=None, *, draw: int = 0,
-         size: float = 1.3) -> Figure:
+         size: float = 1.25) -> Figure:
     """Fig. 8: the preprocessed aligned ``images`` (N, C, H, W) with each part of a
     :class:`~zfbook.correspondence.CorrespondenceTable` masked (one row per part), and one
     draw of the random squares in the last row."""
@@ -674,11 +685,11 @@ def table1_figure(table, paper=PAPER_TABLE1, size: float = 2.6) -> Figure:
         ref = np.array([paper.get(p, {}).get(layer, (np.nan, np.nan)) for p in parts])
         ax.bar(x - 0.2, ours[:, 0], 0.4, yerr=ours[:, 1], label="ours", color="C0", capsize=2)
         ax.bar(x + 0.2, ref[:, 0], 0.4, yerr=ref[:, 1], label="paper", color="C7", capsize=2)
-        ax.set_xticks(x, [p.replace("_", " ") for p in parts], fontsize=7)
+        ax.set_xticks(x, [p.replace("_", " ") for p in parts], fontsize=8)
         ax.set_title(f"Δ at {layer}", fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=8)
     return fig
 
 
