@@ -90,6 +90,7 @@ class BookPage:
     def __init__(self, browser, base: str, path: str):
         self.context = browser.new_context()
         self.page = self.context.new_page()
+        self.page.set_default_timeout(120_000)   # a loaded 2-core machine is slow
         self.external_requests: list[str] = []
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
