@@ -1,0 +1,200 @@
+"""``python -m zfbook visualize``: Fig. 2 for anyone's model and images.
+
+For every layer, the ``k`` strongest activations of each chosen feature map over a folder of
+images (:func:`zfbook.topk.top_activations`; split over the processes under ``torchrun``,
+:func:`zfbook.distributed.top_activations`), each projected to pixels by the deconvnet
+(:func:`zfbook.deconv.project`) beside the image patch it comes from
+(:func:`zfbook.plot.fig2`), 16 maps to a PNG, and one ``index.html`` linking them all.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+NAME = "visualize"
+HELP = "Fig. 2 for any model and images: top-k projections beside their patches, as PNGs + index.html"
+PER_PNG = 16   # maps per PNG (a 4 × 4 grid of Fig. 2 panels)
+
+
+def add_arguments(v) -> None:
+    v.add_argument("--model", required=True,
+                   help="a shipped model (zfnet-mini, alexnet-mini), a checkpoint path, or torchvision:NAME")
+    v.add_argument("--weights", default=None,
+                   help="torchvision models only: DEFAULT or a weights name (downloaded when online); "
+                        "without it the model is untrained")
+    v.add_argument("--images", default="embedded",
+                   help="a folder of JPEG/PNG files, or embedded[:SPLIT] (the embedded dataset; default: test)")
+    v.add_argument("--layers", default=None,
+                   help="layers separated by commas (default: the rectified conv layers, conv1…conv5 for ours)")
+    v.add_argument("--maps", default="0-15", help="feature maps, e.g. 0-15 or 0-7,32 or all (default 0-15)")
+    v.add_argument("--k", type=int, default=9, help="activations per map (9 in the paper)")
+    v.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    v.add_argument("--batch-size", type=int, default=64)
+    v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    v.add_argument("--out", required=True, type=Path, help="output folder (index.html, LAYER/*.png, topk.pt)")
+    v.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    v.add_argument("--no-progress", action="store_true")
+
+
+def parse_maps(text: str, n: int | None = None) -> list[int] | None:
+    """``0-15``, ``0-7,32,40-47`` or ``all`` (None) → sorted map numbers; with ``n`` (the
+    layer's number of maps), numbers beyond it are refused."""
+    text = text.strip()
+    if text.lower() == "all":
+        return None if n is None else list(range(n))
+    out = set()
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            a, sep, b = part.partition("-")
+            lo = int(a)
+            hi = int(b) if sep else lo
+            if lo < 0 or hi < lo:
+                raise ValueError
+            out.update(range(lo, hi + 1))
+    except ValueError:
+        raise ValueError(f"--maps takes map numbers and ranges separated by commas "
+                         f"(e.g. 0-15 or 0-7,32) or 'all', got {text!r}") from None
+    if not out:
+        raise ValueError(f"--maps names no map: {text!r}")
+    return sorted(out)
+
+
+def check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ValueError(f"--out {out} exists and is not empty; choose another folder or pass --force")
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Move the finished folder ``tmp`` to ``out`` (replacing it, for --force)."""
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+def embedded_images(spec: str, source):
+    """``embedded[:SPLIT]``: the embedded dataset's split, preprocessed for ``source``."""
+    from ..data.embedded import SPLITS, embedded
+    split = spec.partition(":")[2] or "test"
+    if split not in SPLITS:
+        raise ValueError(f"unknown embedded split {split!r}; splits are: {', '.join(SPLITS)}")
+    data = embedded(split)
+    if hasattr(source.transform, "preprocess"):  # ours: the checkpoint's own preprocessing
+        images = source.transform.preprocess.center(data.images)
+    else:
+        from torchvision.transforms.v2.functional import to_pil_image
+        images = torch.stack([source.transform(to_pil_image(x)) for x in data.images])
+    return images, [f"embedded {split} #{i}" for i in range(len(images))]
+
+
+def _layer_sizes(model, layers, image) -> dict[str, int]:
+    """Each layer's number of maps (one forward pass of one image; refuses unknown layers)."""
+    from ..models import activations
+    acts = activations(model, image[None], layers)
+    return {n: int(a.shape[1]) for n, a in acts.items()}
+
+
+def _index_html(model_name, images_desc, n_images, k, pages, command) -> str:
+    rows = []
+    for layer, files in pages.items():
+        links = "\n".join(f'<figure><a href="{html.escape(f)}"><img src="{html.escape(f)}" '
+                          f'alt="{html.escape(layer)}: top-{k} projections and patches, {html.escape(cap)}" '
+                          f'loading="lazy"></a><figcaption>{html.escape(cap)}</figcaption></figure>'
+                          for f, cap in files)
+        rows.append(f"<h2>{html.escape(layer)}</h2>\n{links}")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zfbook visualize: {html.escape(model_name)}</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}}
+img{{max-width:100%;border:1px solid #ccc}} figure{{margin:1em 0}} code{{background:#eee}}</style></head>
+<body><h1>Top-{k} activations of {html.escape(model_name)}</h1>
+<p>Over {n_images} images ({html.escape(images_desc)}). For every feature map: its {k} strongest
+activations, each projected to pixels by the deconvnet (left), beside the image patches they see
+(right), as in Zeiler &amp; Fergus (ECCV 2014), Fig. 2.</p>
+<p>Command: <code>{html.escape(command)}</code></p>
+{chr(10).join(rows)}
+</body></html>
+"""
+
+
+def run(args) -> int:
+    from matplotlib import pyplot  # noqa: F401  (backend selection before Figure use)
+    from tqdm.auto import tqdm
+    from .. import deconv, distributed, plot, sources, topk
+    from ..train import resolve_device
+
+    if args.k < 1:
+        raise ValueError(f"--k must be at least 1, got {args.k}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    wanted = parse_maps(args.maps)
+    device = resolve_device(args.device)
+    w = distributed.init(device)
+    if w.main:
+        check_out(args.out, args.force)
+    progress = not args.no_progress and w.main
+    src = sources.load_model(args.model, args.weights)
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else src.conv_layers
+    if not layers:
+        raise ValueError(f"{src.name} has no rectified conv layer to default to; name --layers "
+                         f"(layers are: {', '.join(src.layers)})")
+    fc = {}
+    for layer in layers:  # refuse what the deconvnet cannot project before the long search
+        fc[layer] = any(l.kind in ("flatten", "linear") for l in deconv.chain(src.model, layer))
+    sizes = _layer_sizes(src.model, layers, torch.zeros(3, src.crop, src.crop))
+    maps = {}
+    for layer in layers:
+        n = sizes[layer]
+        m = list(range(n)) if wanted is None else wanted
+        if m[-1] >= n:
+            raise ValueError(f"--maps {args.maps}: layer {layer} has maps 0-{n - 1}")
+        maps[layer] = m
+    if args.images == "embedded" or args.images.startswith("embedded:"):
+        images, names = embedded_images(args.images, src)
+        if args.limit:
+            images, names = images[:args.limit], names[:args.limit]
+    else:
+        images, paths = sources.read_images(args.images, src.transform, limit=args.limit, progress=progress)
+        names = [str(p.relative_to(args.images)) for p in paths]
+    model = src.model.to(device)
+    found = distributed.top_activations(model, images, layers, args.k, batch_size=args.batch_size,
+                                        progress=progress)
+    if not w.main:
+        return 0
+    model = model.cpu()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
+    try:
+        topk.save(found, tmp / "topk.pt")
+        (tmp / "images.json").write_text(json.dumps(names, indent=0) + "\n", encoding="utf-8")
+        pages = {}
+        jobs = [(layer, m[i:i + PER_PNG]) for layer in layers for m in [maps[layer]]
+                for i in range(0, len(m), PER_PNG)]
+        for layer, chunk in tqdm(jobs, unit="png", desc="drawing", disable=not progress):
+            folder = tmp / layer
+            folder.mkdir(exist_ok=True)
+            top = found[layer]
+            fig = plot.fig2(model, images, top, chunk, preprocess=src.transform, ncols=4,
+                            crop=not fc[layer], tile=1.4)
+            file = f"{layer}/maps_{chunk[0]:03d}-{chunk[-1]:03d}.png"
+            fig.savefig(tmp / file, dpi=100)
+            cap = f"maps {chunk[0]}-{chunk[-1]}" if len(chunk) > 1 else f"map {chunk[0]}"
+            pages.setdefault(layer, []).append((file, cap))
+        (tmp / "index.html").write_text(
+            _index_html(src.name, str(args.images), len(images), args.k, pages, args.command_line),
+            encoding="utf-8")
+        publish(tmp, args.out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    n_png = sum(len(v) for v in pages.values())
+    print(f"wrote {n_png} PNGs for {len(layers)} layers over {len(images)} images: {args.out / 'index.html'}")
+    return 0
