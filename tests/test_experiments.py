@@ -123,3 +123,18 @@ def test_the_cheapest_shipped_record_reproduces_bit_for_bit(tmp_path):
     for key in ("weights_sha256", "test_top1_centre", "test_top5_centre", "test_top1_10crop",
                 "test_top5_10crop", "train_loss", "val_top1"):
         assert again[key] == cheap[key], key
+
+
+def test_shipped_records_are_listed_and_complete():
+    from zfbook.checkpoint import data_dir, manifest, sha256
+    path = data_dir() / "results" / "architecture.json"
+    entry = manifest()["results/architecture.json"]
+    assert sha256(path) == entry["sha256"]
+    records = experiments.load_results(path)
+    keys = [(r["name"], r["seed"]) for r in records]
+    assert len(keys) == len(set(keys)) and len(records) == len(entry["runs"])
+    for r in records:
+        assert r["command"].startswith("python -m zfbook compare") and r["code_revision"]
+        assert r["data_seed"] == 0 and r["test_images"] == 2400
+        assert r["test_error_top1_10crop"] == pytest.approx(100 - r["test_top1_10crop"])
+        assert len(r["history"]) == r["epochs"]

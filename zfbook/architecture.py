@@ -20,15 +20,17 @@ conv1 removed all three (Fig. 6 c, e). This module measures each on any pair of 
   mean over filters. Bands: low r < 1/6, mid 1/6 ≤ r < 1/3, high r ≥ 1/3 cycles/pixel
   (r up to √2/2 in the corners). The **mid-frequency gap** is
   ``1 − P_mid / √(P_low·P_high)`` with ``P_band`` the bank's mean power density in the band:
-  0 for a flat (white) or log-linear spectrum, > 0 for a dip in the middle (the paper's
-  description), < 0 for a bump.
-* :func:`shift_variation` — aliasing seen from the input: the centre crop is shifted by 0,
-  1, …, ``shifts`` − 1 pixels (a full period of layer 2's total stride of 8 in both mini
-  networks), and for every image and map the spatial mean of the layer's rectified output
-  is taken at each shift. An alias-free layer gives the same mean at every shift (up to
-  the content entering and leaving at the border); aliasing makes it oscillate. The
-  number is Σ std / Σ mean over images and maps (an energy-weighted coefficient of
-  variation).
+  how far the mid band falls below the geometric mean of the two outer bands. 0 for a flat
+  (white) or log-linear spectrum; > 0 when the middle is under-covered relative to both
+  ends (the paper's description: a dip, or a steep fall onto a high-frequency floor);
+  < 0 for a bump.
+* :func:`shift_responses` / :func:`shift_variation` — aliasing seen from the input: the
+  image content, inside a smooth window, moves by 0, 1, …, ``shifts`` − 1 pixels (a full
+  period of layer 2's total stride of 8 in both mini networks), and for every image and
+  map the layer's rectified output minus its response to a blank input is summed over the
+  map at each shift. An alias-free layer gives the same sum at every shift; aliasing makes
+  it oscillate. The number is Σ std / Σ |mean| over images and maps (an energy-weighted
+  coefficient of variation).
 * :func:`grid_energy` — aliasing seen in the projections (Fig. 6 d, e): the power of
   deconvnet projections at the frequencies of conv1's sampling grid (multiples of
   1/stride, DC excluded), divided by the mean power of their eight neighbouring frequency

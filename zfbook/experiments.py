@@ -252,17 +252,17 @@ def run_experiments(specs, out, *, command: str = "", device: str = "cpu", snaps
     return load_results(path)
 
 
-def plateau(history, last: int = 4) -> dict:
+def plateau(history, last: int = 3) -> dict:
     """How flat the end of a run is, from its history: over the ``last`` epochs, the
-    relative drop of the training loss (first − last) / first and the spread (max − min) of
-    the validation top-1 in points. Small numbers mean the run had reached its plateau."""
+    relative drop of the training loss (first − last) / first and the gain of the validation
+    top-1 (last − first, in points). Numbers near 0 mean the run had reached its plateau."""
     tail = list(history)[-last:]
     if len(tail) < 2:
         raise ValueError(f"need at least 2 epochs of history, got {len(tail)}")
     first, end = tail[0]["train_loss"], tail[-1]["train_loss"]
-    val = [h["val_top1"] for h in tail]
     return {"epochs": [tail[0]["epoch"], tail[-1]["epoch"]],
-            "train_loss_drop": (first - end) / first, "val_top1_spread": max(val) - min(val)}
+            "train_loss_drop": (first - end) / first,
+            "val_top1_gain": tail[-1]["val_top1"] - tail[0]["val_top1"]}
 
 
 def summarize(records, metric: str) -> tuple[float, float, int]:
