@@ -74,12 +74,16 @@ def feature_grid(projections: np.ndarray | list, patches: np.ndarray | list, lab
     n = len(projections)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(2 * ncols * tile, nrows * tile + 0.3))
-    axes = fig.subplots(nrows, 2 * ncols, squeeze=False,
-                        gridspec_kw=dict(wspace=0.04, hspace=0.25, left=0.01, right=0.99,
-                                         bottom=0.01, top=1 - 0.3 / (nrows * tile + 0.3)))
-    for ax in axes.flat:
+    gap = 0.15  # between two maps, as a fraction of a mosaic: wider than within a map
+    ratios = ([1, 1, gap] * ncols)[:-1]
+    fig = Figure(figsize=(sum(ratios) * tile, nrows * (tile + 0.22) + 0.1))
+    grid = fig.subplots(nrows, len(ratios), squeeze=False,
+                        gridspec_kw=dict(width_ratios=ratios, wspace=0.04, hspace=0.22 / tile,
+                                         left=0.005, right=0.995, bottom=0.005,
+                                         top=1 - 0.25 / (nrows * (tile + 0.22) + 0.1)))
+    for ax in grid.flat:
         ax.axis("off")
+    axes = np.delete(grid, np.s_[2::3], axis=1)  # drop the spacer columns
     for j in range(n):
         r, q = divmod(j, ncols)
         side = int(np.ceil(np.sqrt(len(projections[j]))))
@@ -178,7 +182,7 @@ def deconvnet_diagram() -> Figure:
     Going up the convnet: filter, rectify, max-pool (recording the switches). Going down the
     deconvnet: unpool with the switches, rectify, filter with the transposed filters.
     """
-    fig = Figure(figsize=(7.5, 4.9))
+    fig = Figure(figsize=(6.8, 4.45))   # fits the book's column (6.8 in at 100 dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 10)
     ax.set_ylim(-0.45, 7)
@@ -209,11 +213,11 @@ def deconvnet_diagram() -> Figure:
     arrow((6.0, 4.5), (4.0, 4.5), color="#c0392b", connectionstyle="arc3,rad=0.0")
     ax.text(5.0, 4.72, "switches", ha="center", fontsize=9, color="#c0392b")
     arrow((6.0, 5.8), (4.0, 5.8), linestyle="--")
-    ax.text(5.0, 6.02, "one activation kept,\nall others set to 0", ha="center", fontsize=7.5)
+    ax.text(5.0, 6.02, "one activation kept,\nall others set to 0", ha="center", fontsize=8)
     ax.text(7.6, 6.7, "convnet (up)", ha="center", fontsize=10, weight="bold")
     ax.text(2.4, 6.7, "deconvnet (down)", ha="center", fontsize=10, weight="bold")
     ax.text(5.0, -0.2, "contrast normalisation (layers 1, 2) is passed through unchanged; "
-            "no biases on the way down", ha="center", fontsize=7.5, style="italic")
+            "no biases on the way down", ha="center", fontsize=8, style="italic")
     return fig
 
 
@@ -283,8 +287,8 @@ def unpooling_figure(x, signal, kernel: int = 3, stride: int = 2) -> Figure:
               (f"max-pooled\n{kernel}×{kernel}/{stride}", pooled[0, 0], None),
               ("signal\ncoming down", signal, None),
               ("unpooled: values at the\nswitches, collisions summed", unpooled, chosen)]
-    fig = Figure(figsize=(1.9 + 0.42 * sum(p[1].shape[1] for p in panels), 2.9),
-                 layout="constrained")
+    columns = sum(p[1].shape[1] for p in panels)
+    fig = Figure(figsize=(min(6.8, 1.6 + 0.37 * columns), 2.8), layout="constrained")
     axes = fig.subplots(1, len(panels), width_ratios=[p[1].shape[1] for p in panels])
     for ax, (title, a, marks) in zip(axes, panels):
         a = a.numpy()
@@ -296,7 +300,7 @@ def unpooling_figure(x, signal, kernel: int = 3, stride: int = 2) -> Figure:
             if marks is not None and marks[i, j] > 0:
                 ax.add_patch(_ring((j, i), many))
                 if many:
-                    ax.text(j + 0.47, i - 0.47, f"×{int(marks[i, j])}", fontsize=7,
+                    ax.text(j + 0.47, i - 0.47, f"×{int(marks[i, j])}", fontsize=8,
                             color="#c0392b", ha="right", va="top")
         ax.set_xticks(np.arange(-0.5, a.shape[1]))
         ax.set_yticks(np.arange(-0.5, a.shape[0]))
