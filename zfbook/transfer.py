@@ -66,7 +66,7 @@ __all__ = [
     "LAYERS", "ARMS", "SHOTS", "POOLINGS", "GRID", "DATASETS", "SCRATCH", "FINETUNE",
     "features", "cached_features", "feature_cache_path", "resolve_checkpoint",
     "TransferSet", "transfer_set", "frozen_arm", "scratch_arm", "finetune_arm", "run_seed",
-    "Records", "run_transfer", "run_probes", "predict", "parse_list",
+    "Records", "run_transfer", "run_probes", "predict", "parse_list", "summarize", "load_records",
 ]
 
 #: the layers whose features transfer and probes read (Table 7 has conv1…conv5, fc7; we add fc6)
@@ -590,3 +590,33 @@ def run_probes(tset: TransferSet, model, sha: str, *, layers=LAYERS, classifiers
 
 def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d))
+
+
+def summarize(records, by=("arm", "shots"), **where) -> dict:
+    """``{key: (mean top1, std top1, n)}`` over draws, grouping ``records`` by the ``by``
+    fields, keeping those whose fields equal ``where`` (std: population, 0 for one draw)."""
+    groups: dict = {}
+    for r in records:
+        if all(r.get(k) == v for k, v in where.items()):
+            groups.setdefault(tuple(r[k] for k in by), []).append(r["top1"])
+    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in sorted(groups.items())}
+
+
+def load_records(name: str) -> list:
+    """Shipped records: ``data/results/<name>.json`` (``transfer`` or ``probes``)."""
+    from .checkpoint import data_dir
+    return json.loads((data_dir() / "results" / f"{name}.json").read_text())
+
+
+# ------------------------------------------------------------------ the paper's numbers
+#: Table 4, Caltech-101, mean per-class accuracy % at 15 / 30 training images per class
+PAPER_TABLE4 = {"pretrained": {15: 83.8, 30: 86.5}, "scratch": {15: 22.8, 30: 46.5}}
+#: Table 5 (and Fig. 9), Caltech-256, accuracy % at 15 / 30 / 45 / 60 per class; "bo2013" the
+#: previous best (Bo et al. 2013)
+PAPER_TABLE5 = {"pretrained": {15: 65.7, 30: 70.6, 45: 72.7, 60: 74.2},
+                "scratch": {15: 9.0, 30: 22.5, 45: 31.2, 60: 38.8},
+                "bo2013": {15: 40.5, 30: 48.0, 45: 51.9, 60: 55.2}}
+#: Table 7: (classifier, layer) → (Caltech-101 at 30 per class, Caltech-256 at 60 per class); no layer 6
+PAPER_TABLE7 = {("svm", "conv1"): (44.8, 24.6), ("svm", "conv2"): (66.2, 39.6), ("svm", "conv3"): (72.3, 46.0),
+                ("svm", "conv4"): (76.6, 51.3), ("svm", "conv5"): (86.2, 65.6), ("svm", "fc7"): (85.5, 71.7),
+                ("softmax", "conv5"): (82.9, 65.7), ("softmax", "fc7"): (85.4, 72.6)}
