@@ -171,7 +171,7 @@ def test_selectivity_and_edges(mini, images):
     maps = sanity.explain(mini, x.expand(3, -1, -1, -1), "occlusion", "fc8", [0, 1, 2],
                           patch=PATCH, stride=STRIDE)
     pairs = [sanity.similarity(maps[i], maps[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
-    assert one == pytest.approx(np.mean(pairs), abs=1e-6)
+    assert one == pytest.approx(np.mean(pairs), abs=1e-6)   # ranks once = spearmanr
     edges = torch.stack([torch.from_numpy(sanity.edge_map(v)) for v in images])
     own, other = sanity.edge_correlation(edges, images)
     np.testing.assert_allclose(own, 1.0)

@@ -42,11 +42,13 @@ def grid(result: sanity.Randomisation, images: torch.Tensor, preprocess=None, im
     axes = fig.subplots(len(methods), n + 1, squeeze=False)
     for r, m in enumerate(methods):
         axes[r, 0].imshow(_image(images[image], preprocess))
-        axes[r, 0].set_ylabel(_NAMES[m], fontsize=9)
+        axes[r, 0].set_ylabel(_NAMES[m].replace(" ", "\n"), fontsize=9)
         for k in range(n):
             axes[r, k + 1].imshow(abs_map(result.maps[m][k][image]), cmap="gray", vmin=0, vmax=1)
-    for k, label in enumerate(["image"] + result.labels):
-        axes[0, k].set_title(label, fontsize=8)
+    labels = ["image", "trained"] + [f"→ {st[-1]}" if result.mode == "cascading" else st[0]
+                                     for st in result.steps[1:]]
+    for k, label in enumerate(labels):
+        axes[0, k].set_title(label, fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -66,14 +68,18 @@ def curves(result: sanity.Randomisation, measures=("spearman_abs", "spearman", "
             ax.errorbar(steps + 0.06 * (i - 1.5), result.mean(m, s), result.std(m, s),
                         label=_NAMES[m], color=_COLOURS[m], marker="o", ms=3, capsize=2, lw=1.2)
         ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xticks(steps, [l.replace("…", "…\n") for l in result.labels], fontsize=7,
-                      rotation=0)
+        ticks = ["none"] + [st[-1] if result.mode == "cascading" else st[0]
+                            for st in result.steps[1:]]
+        ax.set_xticks(steps, ticks, fontsize=8, rotation=60)
         ax.set_title(titles[s], fontsize=10)
-        ax.set_xlabel(f"{result.mode} randomisation (layers re-initialised)", fontsize=8)
+        ax.set_xlabel("randomised from fc8 down to" if result.mode == "cascading"
+                      else "randomised layer", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("similarity to the trained map")
     axes[0].set_ylim(-0.45, 1.05)
     axes[-1].legend(fontsize=8, loc="lower left")
+    for ax in axes:
+        ax.tick_params(axis="y", labelsize=8)
     return fig
 
 
