@@ -17,6 +17,18 @@ removes the old run's files first, and only those), ``resume=True`` refuses a ch
 a different run (preset, dataset, data root and classes, seeds, recipe; ``force=True``
 continues anyway), and every number is checked before any data is read. Ctrl-C raises
 :class:`Interrupted`, which says where the run stopped and where ``resume`` continues.
+
+Under ``torchrun`` (:mod:`zfbook.distributed`) the same loop trains with
+``DistributedDataParallel``: ``batch_size`` stays the global batch and each of the W
+processes takes its 1/W of every batch (the embedded data: one seeded global permutation,
+sliced per rank; a real dataset: ``DistributedSampler``); each rank's loss is weighted so
+that the averaged gradient is the gradient of the global batch's mean loss, the same step as
+one process would take. Parameters stay identical on every rank, so filter renormalisation
+agrees; the NaN check and the epoch's metrics are all-reduced; validation is sharded and
+all-reduced; random crops and flips come from a per-rank generator seeded by (seed, rank,
+epoch). Only rank 0 writes files. The checkpoint records ``world_size`` and the global batch
+(so does each history record of a run with more than one process); ``resume`` refuses another
+world size unless forced. A single process runs exactly as before.
 """
 from __future__ import annotations
 
@@ -33,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import models
+from . import distributed, models
 from .checkpoint import (FORMAT, CheckpointError, deferred_interrupts, load_checkpoint, load_state,
                          save_atomic, write_text_atomic)
 from .checks import integer, number
@@ -298,7 +310,8 @@ SAME_RUN = ("preset", "dataset", "seed", "data_seed", "batch_size", "lr", "momen
 
 def _data_identity(train_set, cfg: "Config") -> dict:
     """What identifies a run's training data: its size, classes, labels, and for image files
-    their paths relative to the root (so a moved copy of the same data is the same data)."""
+    their paths relative to the root and their sizes in bytes (so a moved copy of the same
+    data is the same data, and other images under the same names are not)."""
     labels = torch.as_tensor(train_set.labels).to(torch.int64).contiguous()
     h = hashlib.sha256(labels.numpy().tobytes())
     base = getattr(train_set, "base", None)
@@ -307,9 +320,14 @@ def _data_identity(train_set, cfg: "Config") -> dict:
     if samples and root is not None:
         for path, _ in samples:
             try:
-                h.update(os.path.relpath(path, root).encode())
+                rel = os.path.relpath(path, root)
             except ValueError:  # another drive (Windows)
-                h.update(str(path).encode())
+                rel = str(path)
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size = -1
+            h.update(f"{rel}\0{size}\n".encode())
     return {"n": len(labels), "classes": list(getattr(train_set, "classes", [])), "sha256": h.hexdigest(),
             "root": str(Path(cfg.data_root).expanduser().resolve()) if cfg.data_root else ""}
 
@@ -398,12 +416,15 @@ def _mean_of(dataset, n: int, batch_size: int, workers: int, progress: bool = Tr
     return (total / count).float()
 
 
-def _batches(dataset, batch_size, device, generator, workers, shuffle=True, seed=0):
+def _batches(dataset, batch_size, device, generator, workers, shuffle=True, seed=0,
+             world: "distributed.World" = distributed.World()):
     """uint8 batches on ``device``: in memory for the embedded dataset (in an order drawn from
-    ``generator``), else a DataLoader (in an order seeded by ``seed`` and the epoch)."""
+    ``generator``), else a DataLoader (in an order seeded by ``seed`` and the epoch). With
+    several processes, this rank's share of every global batch of ``batch_size``."""
     if hasattr(dataset, "images"):
-        return _Batches(dataset.images, dataset.labels, batch_size, device, generator, shuffle)
-    return _Loader(dataset, batch_size, device, workers, shuffle=shuffle, seed=seed)
+        return _Batches(dataset.images, dataset.labels, batch_size, device, generator, shuffle, world)
+    return _Loader(dataset, batch_size // world.size, device, workers, shuffle=shuffle, seed=seed,
+                   world=world)
 
 
 class _Loader:
@@ -414,11 +435,13 @@ class _Loader:
     persist across epochs while shuffling (training). An error in a worker (a damaged
     image) is re-raised as one line."""
 
-    def __init__(self, dataset, batch_size, device, workers, *, shuffle=False, seed=0):
+    def __init__(self, dataset, batch_size, device, workers, *, shuffle=False, seed=0,
+                 world: "distributed.World" = distributed.World()):
         from torch.utils.data import DataLoader, DistributedSampler
         self.device, self.cuda = device, device.type == "cuda"
-        self.sampler = (DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed * 10**6)
-                        if shuffle else None)
+        self.world = world.size
+        self.sampler = (DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                           seed=seed * 10**6) if shuffle else None)
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  generator=torch.Generator().manual_seed(seed), pin_memory=self.cuda,
                                  persistent_workers=shuffle and workers > 0)
@@ -426,6 +449,10 @@ class _Loader:
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
+
+    def global_size(self, i: int, local: int) -> int:
+        """The global batch's size (DistributedSampler gives every rank as many images)."""
+        return local * self.world
 
     def __len__(self):
         return len(self.loader)
@@ -457,9 +484,15 @@ class _Batches:
     """In-memory uint8 batches in a seeded random order; on CUDA each batch is pinned and
     copied without blocking."""
 
-    def __init__(self, images, labels, batch_size, device, generator=None, shuffle=True):
+    def __init__(self, images, labels, batch_size, device, generator=None, shuffle=True,
+                 world: "distributed.World" = distributed.World()):
         self.images, self.labels, self.bs = images, labels, batch_size
         self.device, self.generator, self.shuffle = device, generator, shuffle
+        self.world = world
+
+    def global_size(self, i: int, local: int) -> int:
+        """The size of global batch ``i`` (the last one may be short)."""
+        return min(self.bs, len(self.labels) - i * self.bs)
 
     def __len__(self):
         return math.ceil(len(self.labels) / self.bs)
@@ -470,6 +503,8 @@ class _Batches:
         cuda = self.device.type == "cuda"
         for i in range(0, n, self.bs):
             idx = order[i:i + self.bs]
+            if self.world.size > 1:  # this rank's share of the global batch
+                idx = torch.tensor_split(idx, self.world.size)[self.world.rank]
             x, y = self.images[idx], self.labels[idx]
             if cuda:
                 x, y = x.pin_memory(), y.pin_memory()
@@ -542,18 +577,29 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
     """
     out = Path(out)
     device = resolve_device(cfg.device)
+    w = distributed.world()
+    if w.size > 1:
+        if cfg.batch_size % w.size:
+            raise ValueError(f"--batch-size {cfg.batch_size} (the global batch) is not divisible by the "
+                             f"{w.size} processes; choose a multiple of {w.size}")
+        if device.type == "cuda":
+            device = torch.device("cuda", w.local_rank)
+        w = distributed.init(device)
     old_files = check_run_folder(out, resume=resume, force=force)
     last = out / "last.pt"
     ckpt = None
     if resume and last.exists():
         ckpt = load_checkpoint(last, map_location=device)
-        _refuse_other_run(last, _config_diffs(ckpt, cfg), force)
-    elif resume and not old_files:
+        _refuse_other_run(last, _config_diffs(ckpt, cfg) + _world_diffs(ckpt, cfg, w.size), force)
+    elif resume and not old_files and w.main:
         print(f"no checkpoint at {last}; starting from scratch", flush=True)
-    created = _prepare_folder(out)
+    if w.size > 1:  # every rank has checked the folder before rank 0 changes it
+        torch.distributed.barrier()
+    created = _prepare_folder(out) if w.main else None
     start_epoch = ckpt["epoch"] + 1 if ckpt else 1
     try:
-        return _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_steps)
+        return _run(cfg, out, device, ckpt, old_files if w.main else [], force, progress and w.main, data,
+                    stop_after_steps, w)
     except KeyboardInterrupt as e:
         _remove_empty(out, created)
         if isinstance(e, Interrupted):
@@ -564,7 +610,19 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
         raise
 
 
-def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_steps) -> list:
+def _world_diffs(ckpt: dict, cfg: "Config", size: int) -> list[str]:
+    """A different number of processes: the global batch is kept, but each rank's share of
+    it and the per-rank augmentation streams are not."""
+    then = int(ckpt.get("world_size", 1))
+    if then == size:
+        return []
+    return [f"world size {then} in the checkpoint, {size} now (the global batch {cfg.batch_size} would be "
+            f"split {size} ways instead of {then}; resume with torchrun --nproc_per_node {then}"
+            f"{' or without torchrun' if then == 1 else ''})"]
+
+
+def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_steps,
+         w: "distributed.World" = distributed.World()) -> list:
     train_set, val_set = data or _load_data(cfg)
     classes = list(getattr(train_set, "classes", []))
     num_classes = len(classes) or int(torch.as_tensor(train_set.labels).max()) + 1
@@ -583,6 +641,10 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     cuda = device.type == "cuda"
     if cuda:
         model.to(memory_format=torch.channels_last)
+    net = model
+    if w.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=cfg.patience)
     use_amp = cfg.amp and cuda
@@ -600,7 +662,7 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     if old_files:
         _clear(out, old_files)
 
-    batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers, seed=cfg.seed)
+    batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers, seed=cfg.seed, world=w)
     steps = 0
     epoch, step, saved = None, None, start_epoch - 1
     try:
@@ -610,30 +672,45 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
             model.train()
             if hasattr(batches, "set_epoch"):
                 batches.set_epoch(epoch)
+            # one process: crops and flips from the run's generator; several: from a per-rank one
+            aug = gen if w.size == 1 else torch.Generator().manual_seed(
+                (cfg.seed * 1_000_003 + epoch) * 65_537 + w.rank)
+            count = 0
             loss_sum = torch.zeros((), device=device)
             c1 = torch.zeros((), device=device, dtype=torch.long)
             c5 = torch.zeros((), device=device, dtype=torch.long)
             bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
             for i, (xb, yb) in enumerate(bar):
                 step = i + 1
-                x = prep.random(xb, gen)
+                x = prep.random(xb, aug)
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, yb)
+                    logits = net(x)
+                    if w.size == 1:
+                        loss = F.cross_entropy(logits, yb)
+                    else:  # DDP averages over ranks: weight so the mean is the global batch's
+                        total = batches.global_size(i, len(yb))
+                        loss = F.cross_entropy(logits, yb, reduction="sum") * (w.size / total)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
                 if cfg.renorm:
                     models.renormalize_filters(model, cfg.radius)
-                loss_sum += loss.detach() * len(yb)
+                loss_sum += (loss.detach() * len(yb) if w.size == 1 else
+                             loss.detach() * (batches.global_size(i, len(yb)) / w.size))
+                count += len(yb)
                 a, b = _topk_correct(logits.detach(), yb)
                 c1 += a
                 c5 += b
                 if (i + 1) % cfg.check_every == 0 or i + 1 == len(batches):
-                    if not torch.isfinite(loss_sum):
+                    bad = ~torch.isfinite(loss_sum)
+                    if w.size > 1:  # every rank stops together
+                        bad = bad.to(torch.int32)
+                        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+                        bad = bad.bool()
+                    if bad:
                         bar.close()
                         kept = (f"The last good checkpoint (epoch {epoch - 1}) is kept at {last}."
                                 if last.exists() else "No checkpoint had been written yet.")
@@ -648,7 +725,10 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
                     return history
             bar.close()
             n = len(train_set.labels) if hasattr(train_set, "labels") else len(train_set)
-            if hasattr(val_set, "images"):
+            if w.size > 1:
+                loss_sum, c1, c5, n = _all_reduce_sums(loss_sum, c1, c5, count, device)
+                val = _evaluate_sharded(model, val_set, prep, device, cfg.workers, w)
+            elif hasattr(val_set, "images"):
                 val = evaluate(model, val_set.images, val_set.labels, prep, device=device)
             else:
                 val = evaluate(model, val_set, None, prep, device=device, workers=cfg.workers)
@@ -660,14 +740,19 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
             rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": 100.0 * c1.item() / n,
                    "train_top5": 100.0 * c5.item() / n, "val_loss": val["loss"], "val_top1": val["top1"],
                    "val_top5": val["top5"], "lr": lr, "seconds": time.perf_counter() - t0}
+            if w.size > 1:
+                rec.update(world_size=w.size, batch_size=cfg.batch_size)
             history.append(rec)
             ckpt = {"format": FORMAT, "preset": cfg.preset, "num_classes": num_classes, "classes": classes,
                     "model": _model_state(model), "mean": mean, "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                     "rng": _rng_state(gen, device), "epoch": epoch, "history": history,
                     "config": _config_dict(cfg), "data": identity}
+            if w.size > 1:
+                ckpt.update(world_size=w.size, global_batch=cfg.batch_size)
             with deferred_interrupts():  # Ctrl-C waits until the epoch's files are all written
-                _save_epoch(out, ckpt, epoch in cfg.snapshots)
+                if w.main:
+                    _save_epoch(out, ckpt, epoch in cfg.snapshots)
                 saved = epoch
             if progress:
                 tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.3f}  train top-1 {rec['train_top1']:.1f}%  "
@@ -676,6 +761,34 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     except KeyboardInterrupt:
         raise Interrupted(epoch, step, saved + 1, out) from None
     return history
+
+
+def _all_reduce_sums(loss_sum, c1, c5, count, device):
+    """The epoch's training loss, top-1 and top-5 counts and image count, summed over ranks."""
+    t = torch.stack([loss_sum.double(), c1.double(), c5.double(),
+                     torch.tensor(float(count), dtype=torch.float64, device=device)])
+    torch.distributed.all_reduce(t)
+    return t[0], t[1].round().long(), t[2].round().long(), int(t[3].item())
+
+
+def _evaluate_sharded(model, val_set, prep, device, workers, w) -> dict:
+    """:func:`evaluate` on this rank's shard of the validation set, summed over ranks."""
+    n_all = len(val_set.labels) if hasattr(val_set, "labels") else len(val_set)
+    part = distributed.shard(n_all, w.rank, w.size)
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    if len(part):
+        if hasattr(val_set, "images"):
+            r = evaluate(model, val_set.images[part.start:part.stop], val_set.labels[part.start:part.stop],
+                         prep, device=device)
+        else:
+            from torch.utils.data import Subset
+            r = evaluate(model, Subset(val_set, part), None, prep, device=device, workers=workers)
+        k = len(part)
+        sums += torch.tensor([round(r["top1"] * k / 100), round(r["top5"] * k / 100), r["loss"] * k, k],
+                             dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(sums)
+    c1, c5, loss, k = sums.tolist()
+    return {"top1": 100.0 * c1 / k, "top5": 100.0 * c5 / k, "loss": loss / k}
 
 
 def _save_epoch(out: Path, ckpt: dict, snapshot: bool) -> None:
