@@ -85,7 +85,8 @@ def run(args) -> int:
                  renorm=not args.no_renorm, anneal=anneal(args.anneal),
                  snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
     history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
-    if history:
+    from ..distributed import is_main
+    if history and is_main():  # under torchrun, rank 0 speaks for the job
         h = history[-1]
         print(f"done: epoch {h['epoch']}, val top-1 {h['val_top1']:.2f}%, top-5 {h['val_top5']:.2f}%; "
               f"checkpoint {args.out / 'last.pt'}")
