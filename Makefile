@@ -26,7 +26,7 @@ SANITIZE  := tests/nbval_sanitize.cfg
 HTML_CONFIG := _build/_config.committed-outputs.yml
 # The book's own static files (_static/), removed from _build before each build so that
 # an edited one is copied again.
-OWN_STATIC = $(addprefix _build/html/,$(wildcard _static/*))
+OWN_STATIC = $(addprefix _build/html/,$(wildcard _static/*)) _build/html/mathjax
 
 .PHONY: help setup book html test execute clean
 

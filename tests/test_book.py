@@ -193,10 +193,10 @@ def test_mathjax_is_vendored_as_recorded():
     import hashlib
     import json
 
-    source = json.loads((ROOT / "_static" / "mathjax" / "SOURCE.json").read_text())
-    js = ROOT / "_static" / "mathjax" / source["file"].split("/")[-1]
+    source = json.loads((ROOT / "_vendor" / "mathjax" / "SOURCE.json").read_text())
+    js = ROOT / "_vendor" / "mathjax" / source["file"].split("/")[-1]
     assert hashlib.sha256(js.read_bytes()).hexdigest() == source["sha256"]
-    assert config()["sphinx"]["config"]["mathjax_path"] == f"mathjax/{js.name}"
+    assert config()["sphinx"]["config"]["mathjax_path"] == f"../mathjax/{js.name}"
 
 
 def test_references_hold_the_works_the_book_cites():

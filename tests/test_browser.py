@@ -361,7 +361,7 @@ def test_page_reads_well_at_1280_px(open_page, path):
 
 def test_math_renders_offline(browser, tmp_path):
     """The vendored MathJax typesets TeX from file:// with no network: SVG, no fonts."""
-    mathjax = ROOT / "_static" / "mathjax" / "tex-svg-full.js"
+    mathjax = ROOT / "_vendor" / "mathjax" / "tex-svg-full.js"
     (tmp_path / "page.html").write_text(
         "<!doctype html><html><body><p>\\(\\Delta_l = \\sum_{i \\ne j} "
         "\\frac{a}{b}\\)</p>"

@@ -5,8 +5,10 @@
 Fetches the npm package ``mathjax@VERSION`` with npm (``npm pack``), copies its single-file
 build ``es5/tex-svg-full.js`` (TeX input, SVG output, every TeX extension included; SVG
 needs no font files, which matters for a book opened from ``file://``) and the licence to
-``_static/mathjax/``, and records the package, version, file and sha256 in
-``_static/mathjax/SOURCE.json``. ``_config.yml`` points Sphinx's ``mathjax_path`` at it;
+``_vendor/mathjax/``, and records the package, version, file and sha256 in
+``_vendor/mathjax/SOURCE.json``. ``_config.yml`` copies ``_vendor`` to the book's root
+(``html_extra_path``: not ``_static``, whose every .js file jupyter-book loads on every page,
+which would load MathJax twice) and points Sphinx's ``mathjax_path`` at it;
 ``tests/test_book.py`` checks the sha256 against SOURCE.json.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEST = ROOT / "_static" / "mathjax"
+DEST = ROOT / "_vendor" / "mathjax"
 FILE = "es5/tex-svg-full.js"
 
 
