@@ -346,7 +346,7 @@ def test_page_reads_well_at_1280_px(open_page, path):
     # MathJax (on pages with math) loads after the page and typesets asynchronously
     page.page.wait_for_function("() => !document.querySelector('script[src*=mathjax]') || "
                                 "(window.MathJax && MathJax.version && MathJax.startup && "
-                                "MathJax.startup.promise)", timeout=30000)
+                                "MathJax.startup.promise)", timeout=120_000)
     page.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise "
                        "&& MathJax.startup.promise.then(() => true)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
