@@ -119,6 +119,8 @@ def glue(name: str, value: Any) -> None:
     from IPython.core.formatters import format_display_data
     from IPython.display import display
 
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a NumPy/torch scalar: its repr is not a number myst-nb can format
     bundle, metadata = format_display_data(value)
     metadata = dict(metadata or {})
     metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
