@@ -285,7 +285,8 @@ READER_CHECKS = r"""() => {
                             'article .zfbook-explorer, article mjx-container, article .cell_output > *')
     .forEach(e => {
       if (!visible(e)) return;
-      const limit = e.closest('.full-width') ? wideRight : right;
+      // the `full-width` cell tag renders as class tag_full-width
+      const limit = e.closest('.full-width, .tag_full-width') ? wideRight : right;
       const r = e.getBoundingClientRect();
       const scrolls = e.scrollWidth > e.clientWidth + 1 &&
                       ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
