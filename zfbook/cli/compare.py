@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import models
 from ..experiments import grid, run_experiments
 from ..train import DEVICES
-from .train import anneal, epochs
+from .train import add_recipe_arguments, anneal, epochs
 
 NAME = "compare"
 HELP = "train presets over several seeds with one recipe; one JSON record per run (resumes)"
@@ -20,11 +20,7 @@ def add_arguments(c) -> None:
                    help="the embedded dataset's seed, the same for every run (default 0)")
     c.add_argument("--out", required=True, type=Path,
                    help="folder: OUT/<name>-seed<S>/ per run and OUT/results.json")
-    c.add_argument("--epochs", type=int, default=None, help="default: each preset's recipe")
-    c.add_argument("--batch-size", type=int, default=None, help="default: each preset's recipe")
-    c.add_argument("--lr", type=float, default=None, help="default: each preset's recipe")
-    c.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1 "
-                   "(default: each preset's recipe; 'none' for none)")
+    add_recipe_arguments(c)
     c.add_argument("--snapshots", default="", help="epochs after which each run keeps a snapshot")
     c.add_argument("--device", default="cpu", help=f"one of: {', '.join(DEVICES)} (default cpu: "
                    "bit-reproducible)")

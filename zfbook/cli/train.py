@@ -34,16 +34,22 @@ def add_arguments(t) -> None:
     t.add_argument("--seed", type=int, default=0, help="initialisation, data order and augmentation")
     t.add_argument("--data-seed", type=int, default=None,
                    help="the embedded dataset's seed (default: --seed); fix it to vary only the network's seed")
-    t.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
-    t.add_argument("--batch-size", type=int, default=None, help="default: the preset's recipe")
-    t.add_argument("--lr", type=float, default=None, help="default: the preset's recipe")
-    t.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1, "
-                   "e.g. 12 or 12,20 (default: the preset's recipe; 'none' for none)")
+    add_recipe_arguments(t)
     t.add_argument("--weight-decay", type=float, default=5e-4)
     t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
     t.add_argument("--no-progress", action="store_true")
+
+
+def add_recipe_arguments(p) -> None:
+    """The flags that override a preset's recipe (``zfbook.train.RECIPES``); every verb
+    that trains (``train``, ``compare``) takes the same four."""
+    p.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's recipe")
+    p.add_argument("--lr", type=float, default=None, help="default: the preset's recipe")
+    p.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1, "
+                   "e.g. 12 or 12,20 (default: the preset's recipe; 'none' for none)")
 
 
 def epochs(text, flag):
