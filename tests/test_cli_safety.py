@@ -537,3 +537,27 @@ def test_ctrl_c_waits_for_files_that_belong_together():
             done.append("both files written")
     assert done == ["both files written"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_while_workers_start_leaves_no_half_built_loader(tmp_path, monkeypatch):
+    """CI once saw Ctrl-C land inside DataLoader's iterator constructor: the half-built
+    iterator then printed a traceback when collected, after our one-line message."""
+    import gc
+    from torch.utils.data import dataloader
+    tree = make_tree(tmp_path / "tree", per_class=2)
+    data = train.real_split("imagefolder", tree, "train", "zfnet-mini")
+    start = dataloader._MultiProcessingDataLoaderIter.__init__
+
+    def interrupted_start(self, loader):
+        os.kill(os.getpid(), signal.SIGINT)   # arrives before the workers are set up
+        time.sleep(0.05)
+        start(self, loader)
+
+    monkeypatch.setattr(dataloader._MultiProcessingDataLoaderIter, "__init__", interrupted_start)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in train._Loader(data, 2, torch.device("cpu"), workers=1):
+            pass
+    gc.collect()
+    assert not unraisable, [str(u.exc_value) for u in unraisable]

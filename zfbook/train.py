@@ -459,7 +459,11 @@ class _Loader:
 
     def __iter__(self):
         try:
-            for x, y in self.loader:
+            # Ctrl-C while the workers start would leave a half-built iterator whose clean-up
+            # prints a traceback when it is collected; the interrupt waits until they have started
+            with deferred_interrupts():
+                batches = iter(self.loader)
+            for x, y in batches:
                 yield x.to(self.device, non_blocking=self.cuda), y.to(self.device, non_blocking=self.cuda)
         except Exception as e:
             raise _worker_error(e) from None
