@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .data.preprocess import Preprocess
-from .models import ConvNet, PRESETS, build
+from .models import ConvNet, build, preset
 
 __all__ = ["CheckpointError", "FORMAT", "save_atomic", "write_text_atomic", "deferred_interrupts",
            "load_checkpoint", "model_from_checkpoint", "load_state", "pretrained", "data_dir",
@@ -206,9 +206,10 @@ def load_state(model: ConvNet, ckpt: dict, source="checkpoint") -> None:
 def model_from_checkpoint(ckpt: dict, source="checkpoint") -> ConvNet:
     """Rebuild the model a checkpoint was trained as, in eval mode, with ``.preprocess``,
     ``.classes``, ``.history`` attached."""
-    if ckpt["preset"] not in PRESETS:
-        raise CheckpointError(f"{source} names an unknown preset {ckpt['preset']!r}; "
-                              f"valid presets are: {', '.join(PRESETS)}")
+    try:
+        preset(ckpt["preset"])
+    except ValueError as e:
+        raise CheckpointError(f"{source} names an unknown model: {e}") from None
     try:
         model = build(ckpt["preset"], ckpt["num_classes"])
     except (TypeError, ValueError) as e:

@@ -70,7 +70,7 @@ class Spec:
         return run_name(self.preset, self.overrides)
 
     def config(self, **extra) -> Config:
-        models._check_choice("preset", self.preset, models.PRESETS)
+        models.preset(self.preset)
         valid = set(Config.__dataclass_fields__) - {"preset", "seed", "command"}
         for key in self.overrides:
             if key not in valid:
@@ -91,7 +91,7 @@ def run_name(preset: str, overrides: dict) -> str:
     defaults, e.g. ``alexnet-mini-epochs40-anneal32``. ``data_seed``, ``snapshots``,
     ``device`` and the like do not appear (the folder adds ``-seed<S>``)."""
     base = Config(preset=preset)
-    parts = [preset]
+    parts = [preset.replace(":", "-")]  # a Table 3 variant: zfnet-mini-no-fc7
     for key in _NAME_ORDER:
         if key in overrides:
             value = overrides[key]
@@ -200,7 +200,8 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
     hist = ckpt["history"]
     h = hist[-1]
     rec = {
-        "name": spec.name, "preset": spec.preset, "seed": spec.seed, "data_seed": cfg.data_seed,
+        "name": spec.name, "preset": spec.preset, "variant": spec.preset.partition(":")[2] or "baseline",
+        "seed": spec.seed, "data_seed": cfg.data_seed,
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.overrides.items()},
         "epochs": ckpt["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "anneal": list(cfg.anneal),
         "params": models.count_parameters(model),
@@ -209,9 +210,10 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "test_error_top1_centre": 100.0 - centre["top1"], "test_error_top5_centre": 100.0 - centre["top5"],
         "test_error_top1_10crop": 100.0 - ten["top1"], "test_error_top5_10crop": 100.0 - ten["top5"],
         "test_images": len(test.labels),
-        "train_loss": h["train_loss"], "train_top1": h["train_top1"],
-        "val_top1": h["val_top1"], "val_top5": h["val_top5"],
+        "train_loss": h["train_loss"], "train_top1": h["train_top1"], "train_top5": h.get("train_top5"),
+        "val_loss": h.get("val_loss"), "val_top1": h["val_top1"], "val_top5": h["val_top5"],
         "train_seconds": round(sum(e["seconds"] for e in hist), 1), "eval_seconds": round(eval_seconds, 1),
+        "seconds": round(sum(e["seconds"] for e in hist) + eval_seconds, 1),
         "threads": torch.get_num_threads(),
         "weights_sha256": weights_sha256(ckpt["model"]),
         "weights_dtype": str(next(v.dtype for v in ckpt["model"].values() if v.is_floating_point())),

@@ -24,7 +24,7 @@ Choices where the paper is silent (documented in the "Building ZFNet" chapter):
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from typing import Iterable
 
 import torch
@@ -34,6 +34,7 @@ from .checks import integer, number
 
 __all__ = [
     "Preset", "PRESETS", "LAYERS", "build", "zfnet", "alexnet", "names",
+    "Variant", "VARIANTS", "preset", "variant_names",
     "layer_module", "activations", "renormalize_filters", "output_shapes", "count_parameters",
     "LayerRow", "layer_table", "macs", "summary",
 ]
@@ -64,6 +65,12 @@ class Preset:
     crop: int
     init: str            # "paper" or "kaiming"
     input_scale: float = 1.0   # multiplies the mean-subtracted pixels
+    drop: tuple = ()     # layers removed (Table 3's ablations), from conv3, conv4, fc6, fc7
+
+    @property
+    def base(self) -> str:
+        """The preset a variant was made from (its own name for a plain preset)."""
+        return self.name.split(":")[0]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,8 +87,57 @@ PRESETS = {
 
 
 def names() -> list[str]:
-    """The preset names :func:`build` accepts."""
+    """The preset names :func:`build` accepts (each also as ``name:variant``, see
+    :data:`VARIANTS`)."""
     return list(PRESETS)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A Table 3 row as a change to a preset: layers removed, conv3-5 and fc6/fc7 widths
+    scaled by the paper's own ratios (its sizes over Fig. 3's 384/384/256 and 4096)."""
+    name: str
+    row: str                          # Table 3's wording
+    drop: tuple = ()
+    conv_scale: tuple = (1, 1, 1)     # conv3, conv4, conv5
+    fc_scale: float = 1.0
+
+
+_WIDE = (512 / 384, 1024 / 384, 512 / 256)
+#: Table 3's rows, by name. ``baseline`` is the preset itself.
+VARIANTS = {v.name: v for v in (
+    Variant("baseline", "Ours (Fig. 3)"),
+    Variant("no-fc7", "− layer 7", drop=("fc7",)),
+    Variant("no-fc6-fc7", "− layers 6,7", drop=("fc6", "fc7")),
+    Variant("no-conv3-conv4", "− layers 3,4", drop=("conv3", "conv4")),
+    Variant("no-conv3-conv4-fc6-fc7", "− layers 3,4,6,7", drop=("conv3", "conv4", "fc6", "fc7")),
+    Variant("fc-narrow", "fc6/7 = 2048", fc_scale=2048 / 4096),
+    Variant("fc-wide", "fc6/7 = 8192", fc_scale=8192 / 4096),
+    Variant("conv-wide", "conv 512/1024/512", conv_scale=_WIDE),
+    Variant("fc-wide-conv-wide", "fc 8192 + conv 512/1024/512", conv_scale=_WIDE, fc_scale=2.0),
+)}
+
+
+def variant_names() -> list[str]:
+    """The variant names ``preset:variant`` accepts (:data:`VARIANTS`)."""
+    return list(VARIANTS)
+
+
+def preset(name: str) -> Preset:
+    """The :class:`Preset` called ``name``: a preset (:data:`PRESETS`) or ``preset:variant``
+    (:data:`VARIANTS`, Table 3), e.g. ``zfnet-mini:no-fc6-fc7``. ``preset:baseline`` is the
+    preset itself."""
+    if not isinstance(name, str):
+        raise ValueError(f"a preset name must be a string, got {name!r}")
+    base, sep, var = name.partition(":")
+    _check_choice("preset", base, PRESETS)
+    if not sep or var == "baseline":
+        return PRESETS[base]
+    _check_choice("variant", var, VARIANTS)
+    v, p = VARIANTS[var], PRESETS[base]
+    widths = p.widths[:2] + tuple(max(1, round(w * s)) for w, s in zip(p.widths[2:], v.conv_scale))
+    return replace(p, name=f"{base}:{var}", widths=widths, fc=max(1, round(p.fc * v.fc_scale)),
+                   drop=v.drop)
 
 
 def _check_choice(kind: str, value, choices: Iterable) -> None:
@@ -131,7 +187,7 @@ def _make(preset: Preset, num_classes: int, dropout: float) -> ConvNet:
         # Krizhevsky et al.: 11x11/4 conv1, 5x5/1 conv2 (torchvision's padding).
         c1, c2 = dict(kernel_size=11, stride=4, padding=2), dict(kernel_size=5, stride=1, padding=2)
         p12 = dict(kernel_size=3, stride=2, padding=0)
-    features = nn.Sequential(OrderedDict([
+    layers = [
         ("conv1", nn.Conv2d(3, w1, **c1)),
         ("relu1", nn.ReLU(inplace=True)),
         ("pool1", nn.MaxPool2d(**p12)),
@@ -140,25 +196,24 @@ def _make(preset: Preset, num_classes: int, dropout: float) -> ConvNet:
         ("relu2", nn.ReLU(inplace=True)),
         ("pool2", nn.MaxPool2d(**p12)),
         ("norm2", _lrn()),
-        ("conv3", nn.Conv2d(w2, w3, kernel_size=3, padding=1)),
-        ("relu3", nn.ReLU(inplace=True)),
-        ("conv4", nn.Conv2d(w3, w4, kernel_size=3, padding=1)),
-        ("relu4", nn.ReLU(inplace=True)),
-        ("conv5", nn.Conv2d(w4, w5, kernel_size=3, padding=1)),
-        ("relu5", nn.ReLU(inplace=True)),
-        ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),
-    ]))
+    ]
+    width = w2
+    for i, w in ((3, w3), (4, w4), (5, w5)):  # Table 3 may remove conv3 and conv4
+        if f"conv{i}" not in preset.drop:
+            layers += [(f"conv{i}", nn.Conv2d(width, w, kernel_size=3, padding=1)),
+                       (f"relu{i}", nn.ReLU(inplace=True))]
+            width = w
+    layers.append(("pool5", nn.MaxPool2d(kernel_size=3, stride=2)))
+    features = nn.Sequential(OrderedDict(layers))
     with torch.no_grad():
-        side = features(torch.zeros(1, 3, preset.crop, preset.crop)).shape[-1]
-    classifier = nn.Sequential(OrderedDict([
-        ("fc6", nn.Linear(w5 * side * side, preset.fc)),
-        ("relu6", nn.ReLU(inplace=True)),
-        ("drop6", nn.Dropout(dropout)),
-        ("fc7", nn.Linear(preset.fc, preset.fc)),
-        ("relu7", nn.ReLU(inplace=True)),
-        ("drop7", nn.Dropout(dropout)),
-        ("fc8", nn.Linear(preset.fc, num_classes)),
-    ]))
+        width = width * features(torch.zeros(1, 3, preset.crop, preset.crop)).shape[-1] ** 2
+    layers = []
+    for i in (6, 7):  # and fc6, fc7 (with their dropout: Section 3 puts it in layers 6 and 7)
+        if f"fc{i}" not in preset.drop:
+            layers += [(f"fc{i}", nn.Linear(width, preset.fc)), (f"relu{i}", nn.ReLU(inplace=True)),
+                       (f"drop{i}", nn.Dropout(dropout))]
+            width = preset.fc
+    classifier = nn.Sequential(OrderedDict(layers + [("fc8", nn.Linear(width, num_classes))]))
     model = ConvNet(features, classifier, preset, num_classes)
     _init(model, preset.init)
     return model
@@ -188,9 +243,9 @@ def alexnet(num_classes: int = 1000, *, preset: str = "alexnet", dropout: float 
 
 
 def build(name: str, num_classes: int = 1000, *, dropout: float = 0.5) -> ConvNet:
-    """Build a model by preset name; see :func:`names`."""
-    _check_choice("preset", name, PRESETS)
-    return _make(PRESETS[name], num_classes, dropout)
+    """Build a model by preset name (:func:`names`), or a Table 3 variant of one as
+    ``preset:variant`` (:func:`preset`)."""
+    return _make(preset(name), num_classes, dropout)
 
 
 # ---------------------------------------------------------------- layers by name
@@ -207,6 +262,9 @@ def layer_module(model: nn.Module, layer: str) -> nn.Module:
     mods = _named(model)
     if isinstance(model, ConvNet):
         _check_choice("layer", layer, LAYERS)
+        if layer in model.preset.drop:
+            raise ValueError(f"{model.preset.name} has no {layer} (the variant removes it); its layers "
+                             f"are: {', '.join(layer_names(model))}")
         return mods[_LAYER_MODULES[layer]]
     if layer not in mods or layer == "":
         raise ValueError(f"unknown layer {layer!r}; layers are: {', '.join(n for n in mods if n)}")
@@ -216,7 +274,7 @@ def layer_module(model: nn.Module, layer: str) -> nn.Module:
 def layer_names(model: nn.Module) -> list[str]:
     """The names :func:`layer_module` accepts for ``model``."""
     if isinstance(model, ConvNet):
-        return list(LAYERS)
+        return [n for n in LAYERS if n not in model.preset.drop]
     return [n for n, _ in model.named_modules() if n]
 
 

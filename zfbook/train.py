@@ -136,9 +136,9 @@ class Config:
     command: str = ""
 
     def __post_init__(self):
-        models._check_choice("preset", self.preset, models.PRESETS)
+        base = models.preset(self.preset).base  # a Table 3 variant trains with its preset's recipe
         models._check_choice("dataset", self.dataset, DATASETS)
-        for key, value in RECIPES[self.preset].items():
+        for key, value in RECIPES[base].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         if self.data_seed is None:
@@ -398,7 +398,7 @@ def real_split(dataset: str, root, split: str, preset: str, *, download: bool = 
     if not root:
         raise ValueError(f"dataset {dataset!r} needs --data-root (its folder)")
     name = "train" if split == "train" else _VAL_SPLIT[dataset]
-    return load(dataset, Path(root), name, size=models.PRESETS[preset].resize, download=download)
+    return load(dataset, Path(root), name, size=models.preset(preset).resize, download=download)
 
 
 def _mean_of(dataset, n: int, batch_size: int, workers: int, progress: bool = True) -> torch.Tensor:

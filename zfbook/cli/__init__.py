@@ -19,7 +19,7 @@ import sys
 from ..checkpoint import CheckpointError
 
 #: the verb modules (``zfbook.cli.<name>``), in the order ``--help`` lists them
-VERBS = ("train", "evaluate", "export", "compare", "transfer", "probe", "visualize", "occlude")
+VERBS = ("train", "evaluate", "export", "compare", "ablate", "transfer", "probe", "visualize", "occlude")
 
 #: exit status of a user error, and of Ctrl-C (128 + SIGINT, as shells report it)
 USER_ERROR, INTERRUPTED = 2, 130

@@ -15,6 +15,11 @@ HELP = "train presets over several seeds with one recipe; one JSON record per ru
 
 def add_arguments(c) -> None:
     c.add_argument("--presets", required=True, help=f"comma-separated, from: {', '.join(models.PRESETS)}")
+    add_grid_arguments(c)
+
+
+def add_grid_arguments(c) -> None:
+    """The flags every verb built on :func:`zfbook.experiments.run_experiments` takes."""
     c.add_argument("--seeds", default="0,1,2", help="comma-separated network seeds (default 0,1,2)")
     c.add_argument("--data-seed", type=int, default=0,
                    help="the embedded dataset's seed, the same for every run (default 0)")
@@ -27,13 +32,14 @@ def add_arguments(c) -> None:
     c.add_argument("--no-progress", action="store_true")
 
 
-def run(args) -> int:
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+def run_grid(args, presets) -> list[dict]:
+    """Every preset (a name :func:`zfbook.models.preset` accepts) × ``--seeds`` with the
+    recipe flags; returns the records of this grid."""
     for p in presets:
-        models._check_choice("preset", p, models.PRESETS)
+        models.preset(p)
     seeds = epochs(args.seeds, "--seeds")
     if not presets or not seeds:
-        raise ValueError("--presets and --seeds each need at least one value")
+        raise ValueError("give at least one network and one seed")
     specs = grid(presets, seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  anneal=anneal(args.anneal), data_seed=args.data_seed)
     records = run_experiments(specs, args.out, command=args.command_line, device=args.device,
@@ -41,4 +47,12 @@ def run(args) -> int:
                               progress=not args.no_progress)
     names = {(s.name, s.seed) for s in specs}
     print(f"{len(names)} runs recorded in {args.out / 'results.json'} ({len(records)} records in all)")
+    return [r for r in records if (r["name"], r["seed"]) in names]
+
+
+def run(args) -> int:
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    for p in presets:
+        models._check_choice("preset", p, models.PRESETS)
+    run_grid(args, presets)
     return 0
