@@ -138,3 +138,25 @@ def test_shipped_records_are_listed_and_complete():
         assert r["data_seed"] == 0 and r["test_images"] == 2400
         assert r["test_error_top1_10crop"] == pytest.approx(100 - r["test_top1_10crop"])
         assert len(r["history"]) == r["epochs"]
+
+
+def test_ablate_records_variants_resumes_and_refuses_bad_names(tmp_path, capsys):
+    data = tiny()
+    specs = experiments.grid(["zfnet-mini:no-conv3-conv4-fc6-fc7", "zfnet-mini"], [0], **dict(OVR, epochs=1))
+    recs = experiments.run_experiments(specs, tmp_path, data=data, log=lambda s: None)
+    assert [(r["variant"], r["name"]) for r in recs] == [
+        ("no-conv3-conv4-fc6-fc7", "zfnet-mini-no-conv3-conv4-fc6-fc7-epochs1-anneal1-batchsize16"),
+        ("baseline", "zfnet-mini-epochs1-anneal1-batchsize16")]
+    small = recs[0]
+    assert small["params"] == 96012 - 9 * 256 - 9 and  # 3 classes instead of 12: small["params"] < recs[1]["params"]
+    for key in ("train_top1", "train_top5", "val_top1", "val_top5", "test_top1_centre", "test_top5_10crop",
+                "seconds", "epochs"):
+        assert key in small, key
+    ck = load_checkpoint(tmp_path / f"{small['name']}-seed0" / "last.pt")
+    assert ck["preset"] == "zfnet-mini:no-conv3-conv4-fc6-fc7"
+    # the CLI: an unknown variant is one line naming the valid ones, exit 2, nothing written
+    assert main(["ablate", "--variants", "baseline,no-fc9", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no-fc6-fc7" in err and "conv-wide" in err
+    assert main(["ablate", "--preset", "vgg", "--out", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "b").exists()

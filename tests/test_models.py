@@ -90,3 +90,70 @@ def test_renormalize_filters_caps_rms_only_above_radius():
     assert torch.all(rms <= 0.1 + 1e-6)
     assert torch.allclose(rms[1:], torch.full((3,), 0.1), atol=1e-6)
     assert torch.equal(conv.weight[0], small)
+
+
+# ---------------------------------------------------------------- Table 3's variants
+def _expected_params(p, num_classes, arch="zfnet"):
+    """Fig. 3's parameter count written out layer by layer from the preset's widths."""
+    w1, w2, w3, w4, w5 = p.widths
+    k1 = 7 if arch == "zfnet" else 11
+    convs = [(3, w1, k1), (w1, w2, 5)]
+    prev = w2
+    for name, w in (("conv3", w3), ("conv4", w4), ("conv5", w5)):
+        if name not in p.drop:
+            convs.append((prev, w, 3))
+            prev = w
+    n = sum(i * o * k * k + o for i, o, k in convs)
+    side = {"zfnet-mini": 2, "zfnet": 6}[p.base]  # pool5's side at the preset's crop
+    width = w5 * side * side
+    for name in ("fc6", "fc7"):
+        if name not in p.drop:
+            n += width * p.fc + p.fc
+            width = p.fc
+    return n + width * num_classes + num_classes
+
+
+@pytest.mark.parametrize("base", ["zfnet-mini", "zfnet"])
+@pytest.mark.parametrize("variant", list(models.VARIANTS))
+def test_every_table3_variant_builds_with_its_layers_and_parameters(base, variant):
+    m = models.build(f"{base}:{variant}", 12)
+    p = m.preset
+    assert p.base == base and (p.name == base if variant == "baseline" else p.name == f"{base}:{variant}")
+    assert models.count_parameters(m) == _expected_params(p, 12)
+    kept = models.layer_names(m)
+    assert set(kept) == set(models.LAYERS) - set(p.drop)
+    if base.endswith("mini"):
+        x = torch.randn(2, 3, p.crop, p.crop)
+        assert m(x).shape == (2, 12)
+        acts = models.activations(m.eval(), x, kept)
+        assert torch.allclose(acts["fc8"], m(x), atol=1e-5)
+    for layer in p.drop:
+        with pytest.raises(ValueError, match=f"has no {layer}.*conv1, conv2"):
+            models.layer_module(m, layer)
+
+
+def test_variant_sizes_follow_the_papers_ratios():
+    wide = models.preset("zfnet:conv-wide")
+    assert wide.widths == models.PRESETS["zfnet-wide"].widths == (96, 256, 512, 1024, 512)
+    assert models.preset("zfnet:fc-wide").fc == 8192 and models.preset("zfnet:fc-narrow").fc == 2048
+    assert models.preset("zfnet-mini:conv-wide").widths == (32, 64, 128, 256, 128)
+    assert models.preset("zfnet-mini:fc-wide-conv-wide").fc == 2048
+    assert models.preset("zfnet-mini:baseline") is models.PRESETS["zfnet-mini"]
+    # removing layers drops their dropout too (Section 3: dropout belongs to layers 6 and 7)
+    m = models.build("zfnet-mini:no-fc6-fc7", 12)
+    assert not [mod for mod in m.modules() if isinstance(mod, nn.Dropout)]
+
+
+def test_the_baseline_variant_is_the_preset_bit_for_bit():
+    torch.manual_seed(3)
+    a = models.build("zfnet-mini", 12).state_dict()
+    torch.manual_seed(3)
+    b = models.build("zfnet-mini:baseline", 12).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unknown_variants_list_the_choices():
+    with pytest.raises(ValueError, match="unknown variant 'no-fc8'; valid variants are: baseline, no-fc7"):
+        models.build("zfnet-mini:no-fc8")
+    with pytest.raises(ValueError, match="unknown preset 'zfnet-tiny'"):
+        models.build("zfnet-tiny:no-fc7")
