@@ -148,7 +148,8 @@ def test_ablate_records_variants_resumes_and_refuses_bad_names(tmp_path, capsys)
         ("no-conv3-conv4-fc6-fc7", "zfnet-mini-no-conv3-conv4-fc6-fc7-epochs1-anneal1-batchsize16"),
         ("baseline", "zfnet-mini-epochs1-anneal1-batchsize16")]
     small = recs[0]
-    assert small["params"] == 96012 - 9 * 256 - 9 and  # 3 classes instead of 12: small["params"] < recs[1]["params"]
+    # 3 classes instead of 12: fc8 has 9 × 256 + 9 parameters fewer
+    assert small["params"] == 96012 - 9 * 256 - 9 and small["params"] < recs[1]["params"]
     for key in ("train_top1", "train_top5", "val_top1", "val_top5", "test_top1_centre", "test_top5_10crop",
                 "seconds", "epochs"):
         assert key in small, key
