@@ -1,0 +1,245 @@
+"""Write book/ablation.ipynb (issue #12), unexecuted. Run from the repository root once
+data/results/ablation.json ships: python drafts/ablation/build_nb.py"""
+import sys
+
+import nbformat
+
+sys.path.insert(0, "tools")
+from chapters import colab_cell, figure  # noqa: E402
+
+M = nbformat.v4.new_markdown_cell
+C = nbformat.v4.new_code_cell
+
+
+def tagged(cell, *tags):
+    cell.metadata.setdefault("tags", []).extend(tags)
+    return cell
+
+
+def fig(cell, name, caption, alt):
+    cell.metadata.update(figure(name, caption, alt))
+    return cell
+
+
+cells = [
+M("""# What depth and width buy
+
+**What you will learn:** what happens to `zfnet-mini` when whole layers are taken out or
+made narrower or wider, and retrained: which parts of the network its accuracy depends
+on, which parts only add parameters, and how to tell a real difference from the spread
+between training runs.
+
+**Reproduces:** Table 3 (Section 4.2) of {cite:t}`zeiler2014`, at our scale.
+
+**Runtime:** about 40 s on a 2-core CPU. It trains one small variant for one epoch; the
+other runs come from shipped records, made by the command shown below."""),
+colab_cell(),
+M("""## The experiment
+
+Zeiler and Fergus retrained their network with parts removed or resized and report each
+network's training and validation error (Table 3). Their conclusion: no single section
+carries the network. Removing the two fully connected layers fc6 and fc7, which hold most
+of the parameters, costs only a few points; so does removing the middle convolutions
+conv3 and conv4; removing both leaves a network that is far worse. Depth matters, as a
+whole. Widening the middle convolutions helps a little; widening the fully connected
+layers as well makes the network fit its training images much better and new images no
+better, the signature of overfitting.
+
+We retrain the same nine variants of `zfnet-mini`
+([`models.VARIANTS`](src:zfbook/models.py)), each built by the same model code as the
+presets as `zfnet-mini:<variant>`. The paper made its removals on its AlexNet replication
+(Table 3's upper block) and its resizings on its own model (the lower block); we make
+both on `zfnet-mini`, so we compare *changes* of error: ours from our baseline, the
+paper's from the reference of its block. Widths are scaled by the paper's own ratios:
+fc6/fc7 halved or doubled, conv3–conv5 from 96/96/64 to 128/256/128 (as 384/384/256 to
+512/1024/512). A removed fc layer takes its dropout with it (Section 3 puts dropout in
+layers 6 and 7)."""),
+C("""%matplotlib inline
+import torch
+import zfbook
+from zfbook import ablation, experiments, models
+from zfbook.display import glue, md, paper_vs_ours, table
+from zfbook.plot import ablation as ablplot
+
+torch.manual_seed(0)
+records = ablation.load_records()
+groups = ablation.by_variant(records)
+r0 = groups["baseline"][0]
+print(r0["command"])
+print(f"{len(records)} records; the table's recipe: {r0['epochs']} epochs, "
+      f"batch {r0['batch_size']}, lr {r0['lr']:g}, x0.1 after epoch "
+      f"{', '.join(map(str, r0['anneal']))}")"""),
+C("""rows = []
+for v, spec in models.VARIANTS.items():
+    mini = models.build(f"zfnet-mini:{v}", 12)
+    full = models.build(f"zfnet:{v}", 1000)
+    rows.append((v, spec.row, " ".join(models.layer_names(mini)),
+                 f"{models.count_parameters(mini) / 1e6:.2f} M",
+                 f"{models.macs(mini) / 1e6:.0f} M",
+                 f"{models.count_parameters(full) / 1e6:.0f} M"))
+table(rows, ["variant", "Table 3 row", "layers", "parameters", "MACs / image",
+             "full-size parameters"],
+      caption="The nine variants: the layers each keeps, its parameters and "
+      "multiply-adds per 112-px image, and the parameters of the same variant "
+      "of the full-size ZFNet (1,000 classes).",
+      name="ablation-variants")"""),
+M("""Most of `zfnet-mini`'s parameters sit in fc6 and fc7, as in the paper's network, but
+most of its computation is in conv1 and conv2: conv3–conv5 work on a 6 × 6 grid. So the
+wide variants cost little more time than the baseline, and the shallow ones little less.
+
+### One variant, trained here
+
+Every record can be re-run: training on the CPU is deterministic. The cheapest shipped
+record is one epoch of the smallest variant; the next cell trains it again with
+[`experiments.run_one`](src:zfbook/experiments.py), the function `ablate` calls, and
+compares the final weights' sha256 and the test numbers with the record."""),
+tagged(C("""import tempfile
+
+cheap = min(records, key=lambda r: (r["epochs"], r["params"]))
+spec = experiments.Spec(cheap["preset"], cheap["seed"], cheap["overrides"])
+with tempfile.TemporaryDirectory() as d:
+    again = experiments.run_one(spec, d, log=lambda s: None)
+same = [k for k in ("weights_sha256", "train_loss", "test_top1_centre")
+        if again[k] == cheap[k]]
+print(f"{spec.name}, seed {spec.seed}: {len(same)} of 3 fields identical "
+      f"({', '.join(same)}); test top-1 {again['test_top1_centre']:.2f}% "
+      f"after {again['epochs']} epoch")"""), "nbval-ignore-output"),
+M("""## Table 3 at our scale
+
+{numref}`ablation-table` gives each variant's errors (mean ± standard deviation over the
+seeds) and its change from our baseline, with the paper's numbers and the paper's change
+beside them. "Train" is the error on the augmented training images during the last epoch,
+with dropout on, as a training log reports it; "test" is our held-out test split (the
+paper's column is ImageNet's validation set). A change is marked * when it exceeds twice
+its standard error, computed from both groups' seed spreads."""),
+C("""eff = ablation.effects(groups)
+eff_train = ablation.effects(groups, "train")
+
+
+def pm(rs, key):
+    m, sd, n = experiments.summarize(
+        [dict(v=ablation.errors(r)[key]) for r in rs], "v")
+    return f"{m:.1f} ± {sd:.1f}"
+
+
+rows = []
+for v, rs in groups.items():
+    e = eff[v]
+    star = "*" if e["significant"] else ""
+    change = "" if v == "baseline" else f"{e['change']:+.1f}{star}"
+    pchange = "" if v == "baseline" else f"{e['paper_change']:+.1f}"
+    tr, va, t5 = ablation.PAPER_TABLE3[v]
+    rows.append((v, len(rs), pm(rs, "train"), pm(rs, "test"), pm(rs, "test5"),
+                 change, f"{tr} / {va} / {t5}", pchange))
+table(rows, ["variant", "seeds", "train top-1", "test top-1", "test top-5",
+             "change", "paper train / val / top-5", "paper change"],
+      caption="Error (%) of every variant, ours over seeds and the paper's "
+      "Table 3; change: top-1 test (validation) error minus that of the "
+      "reference (ours: our baseline; the paper's removals: its Krizhevsky "
+      "replication, its resizings: its Fig. 3 model).",
+      name="ablation-table")"""),
+fig(C("""paper_params = {v: models.count_parameters(models.build(f"zfnet:{v}", 1000))
+                for v in groups}
+ablplot.error_vs_params(groups, paper_params)"""), "ablation-params",
+    "Top-1 error against parameter count. Left: our variants on the embedded test "
+    "split, a dot per seed, a ring at the mean. Right: the paper's Table 3 validation "
+    "errors against the parameters of the same variant of the full-size ZFNet.",
+    "Two scatter plots of error against parameters on a log axis, one colour per "
+    "variant; in both the variant without conv3, conv4, fc6 and fc7 has the fewest "
+    "parameters and the highest error."),
+tagged(C("""def says(v):
+    e = eff[v]
+    word = "more" if e["change"] > 0 else "less"
+    sig = "" if e["significant"] else ", within the spread of the seeds"
+    return (f"{abs(e['change']):.1f} points {word} error than the baseline "
+            f"(paper: {e['paper_change']:+.1f}){sig}")
+
+
+both = eff["no-conv3-conv4-fc6-fc7"]["change"]
+parts = eff["no-fc6-fc7"]["change"] + eff["no-conv3-conv4"]["change"]
+depth = "holds" if both > max(parts, 0) and eff["no-conv3-conv4-fc6-fc7"][
+    "significant"] else "does not hold"
+md(f"Removing fc6 and fc7 gives {says('no-fc6-fc7')}; removing conv3 and "
+   f"conv4 gives {says('no-conv3-conv4')}; removing all four gives "
+   f"{says('no-conv3-conv4-fc6-fc7')}, against {parts:+.1f} for the two "
+   f"removals added up. The paper's conclusion that depth as a whole "
+   f"matters more than any one section **{depth}** at our scale. "
+   f"Removing fc7 alone gives {says('no-fc7')}.")"""), "remove-input"),
+M("""## Fitting the training images, and new ones
+
+A network with more capacity than its data needs fits its training images better than it
+fits new ones: the gap between the two errors grows. {numref}`ablation-gaps` draws the
+gap of every variant."""),
+fig(C("""ablplot.gaps(groups)"""), "ablation-gaps",
+    "Training error (open circle) and test error (filled circle) of every variant, ours "
+    "(left, one pair of circles per seed, the line joins the means) and the paper's "
+    "(right, training and validation error).",
+    "Two panels, one row per variant, each a line from the training error to the test "
+    "error."),
+tagged(C("""gap = {v: eff[v]["mean"] - eff_train[v]["mean"] for v in groups}
+md(f"Our baseline ends with {eff_train['baseline']['mean']:.1f}% training "
+   f"error and {eff['baseline']['mean']:.1f}% test error. Widening fc6/fc7 "
+   f"(fc-wide) moves the training error by "
+   f"{eff_train['fc-wide']['change']:+.1f} points and the test error by "
+   f"{eff['fc-wide']['change']:+.1f}; widening the convolutions as well moves "
+   f"them by {eff_train['fc-wide-conv-wide']['change']:+.1f} and "
+   f"{eff['fc-wide-conv-wide']['change']:+.1f} (paper: "
+   f"{eff_train['fc-wide-conv-wide']['paper_change']:+.1f} and "
+   f"{eff['fc-wide-conv-wide']['paper_change']:+.1f}). Widening only the "
+   f"convolutions (conv-wide) gives {says('conv-wide')}.")"""), "remove-input"),
+fig(C("""ablplot.curves(groups)"""), "ablation-curves",
+    "Mean over seeds, per epoch, of the training error (left) and the validation error "
+    "(right) of every variant.",
+    "Two panels of error against epoch, one line per variant, all falling; the "
+    "shallowest variant's lines stay highest."),
+M("""## Summary
+
+* Table 3's variants are names: `zfnet-mini:no-fc6-fc7` builds like any preset
+  ([`models.preset`](src:zfbook/models.py)), trains with `python -m zfbook train --preset
+  zfnet-mini:no-fc6-fc7`, and loads from its checkpoint.
+* `python -m zfbook ablate` trains every variant over several seeds with one recipe and
+  writes one record per run ([`cli/ablate.py`](src:zfbook/cli/ablate.py)); started again
+  it skips finished runs and resumes an interrupted one.
+* Read a change of error together with the seeds' spread: at our scale a seed moves the
+  test error by about as much as some of the paper's effects.
+* {numref}`ablation-table` and the sentences under {numref}`ablation-params` say which of
+  the paper's conclusions hold here; they are computed from the shipped records."""),
+M("""## Exercises
+
+1. Train one variant yourself and compare it with the table:
+   `python -m zfbook train --preset zfnet-mini:no-conv3-conv4 --epochs 12 --anneal 10
+   --lr 0.02 --out runs/no34` (about 4 minutes on a CPU).
+2. The paper's removals were made on AlexNet. Repeat them on `alexnet-mini`:
+   `python -m zfbook ablate --preset alexnet-mini --variants
+   baseline,no-fc7,no-fc6-fc7,no-conv3-conv4,no-conv3-conv4-fc6-fc7 --epochs 12
+   --anneal 10 --lr 0.02 --out runs/ablate-alexnet`. Do the same conclusions hold?
+3. Deconvnet projections need the layers they pass through: project a conv5 map of
+   `zfnet-mini:no-conv3-conv4` (see [the deconvnet chapter](deconvnet.ipynb)). What does
+   conv5 see when it sits right on top of conv2?
+4. How many seeds would it take to tell the baseline from `no-fc7` at our scale? Use the
+   standard deviations of {numref}`ablation-table`."""),
+M("""## What the paper reported vs what we measured"""),
+C("""def change(v):
+    return f"{eff[v]['change']:+.1f} points ({eff[v]['n']} seeds)"
+
+
+paper_vs_ours([
+    ("− fc6, fc7", "+4.3 points (44.8% vs 40.5%)", change("no-fc6-fc7")),
+    ("− conv3, conv4", "+4.9 points (45.4% vs 40.5%)", change("no-conv3-conv4")),
+    ("− conv3, conv4, fc6, fc7", "+30.8 points (71.3% vs 40.5%)",
+     change("no-conv3-conv4-fc6-fc7")),
+    ("− fc7", "−0.5 points (40.0% vs 40.5%)", change("no-fc7")),
+    ("conv3-5 wider", "−0.9 points (37.5% vs 38.4%)", change("conv-wide")),
+    ("fc6/7 and conv3-5 wider: train error", "−23.1 points (10.0% vs 33.1%)",
+     f"{eff_train['fc-wide-conv-wide']['change']:+.1f} points"),
+], name="ablation-paper-vs-ours")"""),
+]
+
+nb = nbformat.v4.new_notebook()
+nb.metadata.update({
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+})
+nb.cells = cells
+nbformat.write(nb, "book/ablation.ipynb")
+print(len(cells), "cells")

@@ -1,0 +1,96 @@
+"""Table 3's ablations: the shipped records of ``python -m zfbook ablate``, grouped by
+variant and set beside the paper's rows.
+
+The variants themselves are :data:`zfbook.models.VARIANTS` (a preset with layers removed or
+resized, built by the same model code); the runs are :mod:`zfbook.experiments` records.
+The paper made its removals on its AlexNet replication (Table 3's upper block) and its
+resizings on its own model (the lower block); we make both on ``zfnet-mini``, so each of
+our variants is compared with its own block's reference through the *change* of error it
+causes (:func:`effects`).
+"""
+from __future__ import annotations
+
+import math
+
+from . import experiments, models
+
+__all__ = ["PAPER_TABLE3", "PAPER_REFERENCE", "load_records", "by_variant", "errors", "effects"]
+
+#: Table 3 (error %: train top-1, val top-1, val top-5) for each variant's row; the removals
+#: and the fc resizings of the upper block are relative to the Krizhevsky replication, the
+#: rest (the lower block) to "Ours (Fig. 3)". fc-narrow and fc-wide take the lower block's rows.
+PAPER_TABLE3 = {
+    "baseline": (33.1, 38.4, 16.5),
+    "no-fc7": (27.4, 40.0, 18.4),
+    "no-fc6-fc7": (27.4, 44.8, 22.4),
+    "no-conv3-conv4": (41.8, 45.4, 22.1),
+    "no-conv3-conv4-fc6-fc7": (71.1, 71.3, 50.1),
+    "fc-narrow": (38.2, 40.2, 17.6),
+    "fc-wide": (22.0, 38.8, 17.0),
+    "conv-wide": (18.8, 37.5, 16.0),
+    "fc-wide-conv-wide": (10.0, 38.3, 16.9),
+}
+#: the row each variant's paper numbers are relative to: the replication of Krizhevsky et al.
+#: for the removals (upper block), Fig. 3's model for the resizings (lower block)
+PAPER_REFERENCE = {
+    "krizhevsky": (35.1, 40.5, 18.1),
+    "baseline": PAPER_TABLE3["baseline"],
+}
+
+
+def _reference(variant: str) -> str:
+    return "krizhevsky" if variant.startswith("no-") else "baseline"
+
+
+def load_records(path=None) -> list[dict]:
+    """The shipped ablation records (``data/results/ablation.json``), or those at ``path``."""
+    from .checkpoint import data_dir
+    return experiments.load_results(path or data_dir() / "results" / "ablation.json")
+
+
+def by_variant(records, epochs: int | None = None) -> dict[str, list[dict]]:
+    """Records grouped by variant, in :data:`~zfbook.models.VARIANTS` order, keeping only
+    runs of ``epochs`` epochs (default: the most common count, i.e. the table's recipe)."""
+    records = list(records)
+    if epochs is None:
+        counts = [r["epochs"] for r in records]
+        epochs = max(set(counts), key=counts.count)
+    groups = {v: [r for r in records if r["variant"] == v and r["epochs"] == epochs]
+              for v in models.VARIANTS}
+    return {v: sorted(rs, key=lambda r: r["seed"]) for v, rs in groups.items() if rs}
+
+
+def errors(r: dict) -> dict:
+    """One record's errors (%) as Table 3 reports them: train top-1 (the last epoch's
+    running error on the augmented training images, dropout on), and test top-1 / top-5
+    (centre crop; our test split stands in for the paper's validation set)."""
+    return {"train": 100.0 - r["train_top1"], "test": r["test_error_top1_centre"],
+            "test5": r["test_error_top5_centre"], "test10crop": r["test_error_top1_10crop"]}
+
+
+def _mean_sd(values) -> tuple[float, float]:
+    n = len(values)
+    m = sum(values) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return m, sd
+
+
+def effects(groups: dict[str, list[dict]], key: str = "test") -> dict[str, dict]:
+    """Per variant: the change of error (points) from our baseline (mean over seeds, with its
+    standard error from both groups' seed spreads) beside the paper's change from its
+    block's reference. ``significant``: the change is more than twice its standard error."""
+    base = [errors(r)[key] for r in groups["baseline"]]
+    bm, bsd = _mean_sd(base)
+    col = {"train": 0, "test": 1, "test5": 2, "test10crop": 1}[key]
+    out = {}
+    for v, rs in groups.items():
+        vals = [errors(r)[key] for r in rs]
+        m, sd = _mean_sd(vals)
+        se = math.sqrt((sd ** 2 if len(vals) > 1 else 0) / len(vals)
+                       + (bsd ** 2 if len(base) > 1 else 0) / len(base))
+        paper = PAPER_TABLE3[v][col] - PAPER_REFERENCE[_reference(v)][col]
+        out[v] = {"mean": m, "sd": sd, "n": len(vals), "change": m - bm, "se": se,
+                  "significant": v != "baseline" and se > 0 and abs(m - bm) > 2 * se,
+                  "paper": PAPER_TABLE3[v][col], "paper_change": paper,
+                  "paper_reference": _reference(v)}
+    return out
