@@ -36,7 +36,9 @@ def test_occlude_zfnet_mini(image, tmp_path, capsys):
     out = tmp_path / "o"
     code = main(["occlude", "--model", "zfnet-mini", "--image", str(image), "--patch", "28",
                  "--stride", "28", "--target", "square", "--out", str(out)])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "occluding" in err  # the sweep shows a progress bar (issue #15: every long loop)
     assert sorted(p.name for p in out.iterdir()) == ["activity.png", "maps.json", "overlay.png",
                                                      "p_target.png", "top_class.png"]
     rec = json.loads((out / "maps.json").read_text())
@@ -51,8 +53,10 @@ def test_occlude_zfnet_mini(image, tmp_path, capsys):
 def test_occlude_torchvision_without_weights(name, method, image, tmp_path, capsys):
     out = tmp_path / name
     code = main(["occlude", "--model", f"torchvision:{name}", "--image", str(image), "--patch", "112",
-                 "--stride", "56", "--method", method, "--out", str(out)])
-    assert code == 0, capsys.readouterr().err
+                 "--stride", "56", "--method", method, "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "occluding" not in err
     rec = json.loads((out / "maps.json").read_text())
     assert len(rec["rows"]) == 3 and rec["activity"] is not None
     import torchvision

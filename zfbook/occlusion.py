@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .checks import finite_images, integer
 from .models import ConvNet, layer_module, layer_names
@@ -308,13 +309,13 @@ class IncrementalForward:
 
     # -- evaluation
     @torch.no_grad()
-    def run(self, tops, lefts, size: int, fill=None, batch: int = 64):
+    def run(self, tops, lefts, size: int, fill=None, batch: int = 64, progress: bool = False):
         """Logits (N, classes) and probe totals (N, maps) for squares of side ``size`` at
         top-left corners ``(tops[n], lefts[n])``, filled with ``fill``.
 
         The spatial layers run ``batch`` placements at a time (small windows stay in the
         CPU cache); the dense layers then run on all of them at once (their weights are
-        read once)."""
+        read once). ``progress``: a progress bar over the batches."""
         batch = integer("batch", batch, 1)
         tops = np.asarray(tops, dtype=np.int64).ravel()
         lefts = np.asarray(lefts, dtype=np.int64).ravel()
@@ -330,7 +331,8 @@ class IncrementalForward:
         self.model.eval()
         try:
             feats, probes = [], []
-            for b0 in range(0, len(tops), batch):
+            for b0 in tqdm(range(0, len(tops), batch), desc="occluding", unit="batch",
+                           disable=not progress, leave=False):
                 f, pr = self._run_spatial(tops[b0:b0 + batch], lefts[b0:b0 + batch], size, fill)
                 feats.append(f)
                 probes.append(pr)
@@ -491,7 +493,7 @@ class OcclusionMaps:
 
 def occlusion_maps(model: nn.Module, image: torch.Tensor, target: int, patch: int, stride: int,
                    fill=None, layer: str | None = "conv5", feature: int | None = None, *,
-                   method: str = "incremental", batch: int = 64) -> OcclusionMaps:
+                   method: str = "incremental", batch: int = 64, progress: bool = False) -> OcclusionMaps:
     """Slide a square of side ``patch`` over ``image`` with ``stride`` (Fig. 7).
 
     ``image`` is one preprocessed (C, H, W) tensor; ``fill`` is the square's value (a
@@ -501,7 +503,8 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, target: int, patch: in
     recorded; by default the map holding the strongest single activation of the unoccluded
     image; ``layer=None`` skips the activity map (``activity`` is then None). ``method`` is
     ``"incremental"`` (see the module docstring) or ``"batched"`` (full forward passes,
-    ``batch`` occluded images at a time); both give the same maps.
+    ``batch`` occluded images at a time); both give the same maps. ``progress``: a
+    progress bar over the batches.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods are: {', '.join(METHODS)}")
@@ -530,10 +533,10 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, target: int, patch: in
     grid = torch.tensor([[(r, c) for c in cols] for r in rows], dtype=torch.long)
     tops, lefts = grid[..., 0].reshape(-1).numpy(), grid[..., 1].reshape(-1).numpy()
     if method == "incremental":
-        logits, probes = engine.run(tops, lefts, patch, fill, batch)
+        logits, probes = engine.run(tops, lefts, patch, fill, batch, progress)
         activity = None if layer is None else probes[:, feature]
     else:
-        logits, activity = _batched(engine, tops, lefts, patch, fill, batch, feature)
+        logits, activity = _batched(engine, tops, lefts, patch, fill, batch, feature, progress)
     probs = torch.softmax(logits, dim=1)
     probs0 = torch.softmax(engine.logits0, dim=0)
     shape = (len(rows), len(cols))
@@ -548,7 +551,7 @@ def occlusion_maps(model: nn.Module, image: torch.Tensor, target: int, patch: in
 
 
 @torch.no_grad()
-def _batched(engine: IncrementalForward, tops, lefts, patch, fill, batch, feature):
+def _batched(engine: IncrementalForward, tops, lefts, patch, fill, batch, feature, progress=False):
     """Plain sweep: full forward passes of the occluded images, ``batch`` at a time."""
     model, image = engine.model, engine.image
     fill = _fill_image(fill, image).expand_as(image)
@@ -556,7 +559,8 @@ def _batched(engine: IncrementalForward, tops, lefts, patch, fill, batch, featur
     model.eval()
     logits, activity = [], []
     try:
-        for b0 in range(0, len(tops), batch):
+        for b0 in tqdm(range(0, len(tops), batch), desc="occluding", unit="batch",
+                       disable=not progress, leave=False):
             xs = image.expand(len(tops[b0:b0 + batch]), *image.shape).clone()
             for j, (t, l) in enumerate(zip(tops[b0:b0 + batch], lefts[b0:b0 + batch])):
                 xs[j, :, t:t + patch, l:l + patch] = fill[:, t:t + patch, l:l + patch]

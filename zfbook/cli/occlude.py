@@ -35,6 +35,7 @@ def add_arguments(o) -> None:
     o.add_argument("--out", required=True, type=Path,
                    help="output folder: activity.png, p_target.png, top_class.png, overlay.png, maps.json")
     o.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    o.add_argument("--no-progress", action="store_true")
 
 
 def _target(text, src, logits) -> int:
@@ -83,7 +84,7 @@ def run(args) -> int:
         logits = src.model(x[None])[0]
     target = _target(args.target, src, logits)
     maps = occlusion_maps(src.model, x, target, patch, stride, layer=layer, feature=args.feature,
-                          method=args.method, batch=args.batch_size)
+                          method=args.method, batch=args.batch_size, progress=not args.no_progress)
     classes = src.classes or [str(c) for c in range(int(logits.numel()))]
     name = src.class_name(target)
     image = src.transform.display(x)
