@@ -1,0 +1,71 @@
+"""Ship an experiment's records: copy ``OUT/results.json`` (``python -m zfbook compare`` or
+``ablate``) to ``data/results/NAME.json`` and record it in ``data/MANIFEST.json``.
+
+    python tools/ship_results.py OUT/results.json NAME --note "how it was run"
+
+The manifest entry lists every command, seed, run and code revision found in the records,
+the summed training and evaluation seconds, the sha256 and size, and the note (say there
+what the records cannot: the machine, what else ran beside it). A record made from a tree
+with uncommitted changes (``+dirty``) is refused: re-run it from a clean checkout.
+Both files are replaced atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from zfbook.checkpoint import sha256  # noqa: E402
+from zfbook.experiments import RESULTS_FORMAT, load_results  # noqa: E402
+
+
+def _replace(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def ship(src: Path, name: str, note: str, root: Path = ROOT) -> dict:
+    records = load_results(src)
+    if not records:
+        raise SystemExit(f"{src} holds no records")
+    dirty = sorted({f"{r['name']} seed {r['seed']}" for r in records
+                    if r["code_revision"].endswith("+dirty") or r["code_revision"] == "unknown"})
+    if dirty:
+        raise SystemExit(f"records made from an uncommitted tree: {', '.join(dirty)}; re-run them "
+                         "from a clean checkout")
+    dst = root / "data" / "results" / f"{name}.json"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _replace(dst, lambda tmp: shutil.copyfile(src, tmp))
+    entry = {
+        "command": sorted({r["command"] for r in records}),
+        "seeds": sorted({r["seed"] for r in records}),
+        "runs": [f"{r['name']} seed {r['seed']}" for r in records],
+        "code_revision": sorted({r["code_revision"] for r in records}),
+        "threads": sorted({r["threads"] for r in records}),
+        "wall_seconds": round(sum(r["train_seconds"] + r["eval_seconds"] for r in records), 1),
+        "sha256": sha256(dst),
+        "bytes": dst.stat().st_size,
+        "format": RESULTS_FORMAT,
+        "note": note,
+    }
+    path = root / "data" / "MANIFEST.json"
+    manifest = json.loads(path.read_text())
+    manifest[f"results/{name}.json"] = entry
+    _replace(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
+    return entry
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("src", type=Path)
+    p.add_argument("name")
+    p.add_argument("--note", required=True)
+    a = p.parse_args()
+    print(json.dumps(ship(a.src, a.name, a.note), indent=1))
