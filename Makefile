@@ -21,6 +21,11 @@ JB      := $(VENV)/bin/jupyter-book
 SETUP_KEY := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP     := $(VENV)/.zfbook-setup-$(SETUP_KEY)
 SANITIZE  := tests/nbval_sanitize.cfg
+# Tests and chapters run on every core (pytest-xdist), each process with one BLAS/OpenMP thread
+# so that the processes do not fight over the cores; a test file (a chapter) stays on one
+# process. `make test XDIST=` runs them one after another.
+XDIST     ?= -n auto --dist loadfile
+PARALLEL  := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # `make book` executes into jupyter-book's cache; `make html` and `make test` build from the
 # outputs committed in the notebooks (which nbval checks against a fresh execution).
 HTML_CONFIG := _build/_config.committed-outputs.yml
@@ -71,12 +76,14 @@ html: setup
 test: setup
 	@start=$$SECONDS; $(MAKE) --no-print-directory html; \
 	  echo "== book built from the committed outputs in $$((SECONDS - start)) s"
-	@start=$$SECONDS; ZFBOOK_REQUIRE_BOOK=1 $(PY) -m pytest tests/; \
-	  echo "== pytest tests/ took $$((SECONDS - start)) s"
+	@start=$$SECONDS; ZFBOOK_REQUIRE_BOOK=1 $(PARALLEL) $(PY) -m pytest $(XDIST) tests/; \
+	  rc=$$?; echo "== pytest tests/ took $$((SECONDS - start)) s"; exit $$rc
 	@echo "== nbval over every chapter in _toc.yml"
-	@chapters=$$($(PY) tools/chapters.py); set -x; \
-	  $(PY) -m pytest -p tools.nbval_durations --nbval --nbval-current-env \
-	  --nbval-sanitize-with $(SANITIZE) --nbval-cell-timeout=600 $$chapters
+	@start=$$SECONDS; chapters=$$($(PY) tools/chapters.py); \
+	  echo "$(PY) -m pytest $(XDIST) --nbval ..." $$chapters; \
+	  $(PARALLEL) $(PY) -m pytest $(XDIST) -p tools.nbval_durations --nbval --nbval-current-env \
+	  --nbval-sanitize-with $(SANITIZE) --nbval-cell-timeout=600 $$chapters; \
+	  rc=$$?; echo "== nbval took $$((SECONDS - start)) s"; exit $$rc
 
 execute: setup
 	$(PY) tools/execute.py $(NB)

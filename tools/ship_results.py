@@ -49,6 +49,7 @@ def ship(src: Path, name: str, note: str, root: Path = ROOT) -> dict:
         "runs": [f"{r['name']} seed {r['seed']}" for r in records],
         "code_revision": sorted({r["code_revision"] for r in records}),
         "threads": sorted({r["threads"] for r in records}),
+        "torch": sorted({r.get("torch", "not recorded") for r in records}),
         "wall_seconds": round(sum(r["train_seconds"] + r["eval_seconds"] for r in records), 1),
         "sha256": sha256(dst),
         "bytes": dst.stat().st_size,

@@ -23,7 +23,9 @@ Semantics:
   revision (``git rev-parse HEAD``, ``+dirty`` when ``zfbook/`` has uncommitted changes);
   and a sha256 of the final weights (and their dtype: a finished run folder may hold a
   shipped float16 file), so a re-run can be checked bit for bit (training on the CPU is
-  deterministic; one and two threads gave the same bits).
+  deterministic; one and two threads gave the same bits), with the PyTorch version: another
+  PyTorch build may compute other bits (the shipped checkpoints, made with an earlier build,
+  are not reproduced bit for bit by torch 2.14.1+cu130).
 * **Atomic.** ``results.json`` is rewritten to a temporary file and renamed after each run,
   so an interrupted experiment loses at most the run in progress, which resumes.
 
@@ -214,7 +216,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "val_loss": h.get("val_loss"), "val_top1": h["val_top1"], "val_top5": h["val_top5"],
         "train_seconds": round(sum(e["seconds"] for e in hist), 1), "eval_seconds": round(eval_seconds, 1),
         "seconds": round(sum(e["seconds"] for e in hist) + eval_seconds, 1),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
         "weights_sha256": weights_sha256(ckpt["model"]),
         "weights_dtype": str(next(v.dtype for v in ckpt["model"].values() if v.is_floating_point())),
         "command": command or ckpt.get("config", {}).get("command", ""),
