@@ -96,6 +96,19 @@ def figure(name: str, caption: str, alt: str) -> dict:
                        "image": {"alt": alt}}}
 
 
+def tagged(cell, *tags):
+    """``cell`` with cell tags added (``hide-input``, ``remove-input``, ``nbval-ignore-output``:
+    book/WRITING.md, section 5); for scripts that write a chapter."""
+    cell.metadata.setdefault("tags", []).extend(tags)
+    return cell
+
+
+def as_figure(cell, name: str, caption: str, alt: str):
+    """``cell`` whose image output is a numbered, captioned figure (:func:`figure`)."""
+    cell.metadata.update(figure(name, caption, alt))
+    return cell
+
+
 def new_chapter(path: Path, title: str) -> None:
     """Write a chapter skeleton that follows book/WRITING.md: the title block, the Colab
     cell, a body with a table, a glued number and a numbered figure, and the closing

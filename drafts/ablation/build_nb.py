@@ -5,20 +5,10 @@ import sys
 import nbformat
 
 sys.path.insert(0, "tools")
-from chapters import colab_cell, figure  # noqa: E402
+from chapters import colab_cell, as_figure as fig, tagged  # noqa: E402
 
 M = nbformat.v4.new_markdown_cell
 C = nbformat.v4.new_code_cell
-
-
-def tagged(cell, *tags):
-    cell.metadata.setdefault("tags", []).extend(tags)
-    return cell
-
-
-def fig(cell, name, caption, alt):
-    cell.metadata.update(figure(name, caption, alt))
-    return cell
 
 
 cells = [

@@ -1,22 +1,12 @@
 import sys
 import nbformat
 sys.path.insert(0, "tools")
-from chapters import figure
+from chapters import as_figure as fig, tagged
 
 nb = nbformat.read("book/transfer.ipynb", as_version=4)
 colab = nb.cells[1]
 M = nbformat.v4.new_markdown_cell
 C = nbformat.v4.new_code_cell
-
-
-def tagged(cell, *tags):
-    cell.metadata.setdefault("tags", []).extend(tags)
-    return cell
-
-
-def fig(cell, name, caption, alt):
-    cell.metadata.update(figure(name, caption, alt))
-    return cell
 
 
 cells = [
