@@ -196,13 +196,13 @@ M("""## Summary
   the paper's conclusions hold here; they are computed from the shipped records."""),
 M("""## Exercises
 
-1. Train one variant yourself and compare it with the table:
-   `python -m zfbook train --preset zfnet-mini:no-conv3-conv4 --epochs 12 --anneal 10
-   --lr 0.02 --out runs/no34` (about 4 minutes on a CPU).
+1. Train one variant yourself with the table's recipe (the flags of the command printed
+   at the top) and compare it with the table, e.g. `python -m zfbook train --preset
+   zfnet-mini:no-conv3-conv4 --out runs/no34` plus those flags.
 2. The paper's removals were made on AlexNet. Repeat them on `alexnet-mini`:
    `python -m zfbook ablate --preset alexnet-mini --variants
-   baseline,no-fc7,no-fc6-fc7,no-conv3-conv4,no-conv3-conv4-fc6-fc7 --epochs 12
-   --anneal 10 --lr 0.02 --out runs/ablate-alexnet`. Do the same conclusions hold?
+   baseline,no-fc7,no-fc6-fc7,no-conv3-conv4,no-conv3-conv4-fc6-fc7 --out
+   runs/ablate-alexnet` with the table's recipe flags. Do the same conclusions hold?
 3. Deconvnet projections need the layers they pass through: project a conv5 map of
    `zfnet-mini:no-conv3-conv4` (see [the deconvnet chapter](deconvnet.ipynb)). What does
    conv5 see when it sits right on top of conv2?
