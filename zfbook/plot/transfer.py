@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..transfer import LAYERS, PAPER_TABLE5, PAPER_TABLE7, summarize
@@ -19,7 +18,8 @@ def low_shot(records, arms=("frozen", "finetune", "scratch")) -> Figure:
 
     Left: ours, from ``records`` (:func:`zfbook.transfer.run_transfer`). Right: the paper's
     Caltech-256 numbers (Table 5), typed."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(6.8, 3.0), layout="constrained")
+    fig = Figure(figsize=(6.8, 3.0), layout="constrained")
+    a, b = fig.subplots(1, 2)
     for arm in arms:
         s = summarize(records, ("shots",), arm=arm)
         if not s:
@@ -54,7 +54,8 @@ def layer_probes(records_by_family: dict, shots: int = 60) -> Figure:
 
     ``records_by_family``: ``{label: probe records}``; the paper's Caltech-101/256 rows
     (which have no layer 6) are drawn dashed."""
-    fig, axes = plt.subplots(1, 2, figsize=(6.8, 3.0), layout="constrained", sharey=True)
+    fig = Figure(figsize=(6.8, 3.0), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
     x = np.arange(len(LAYERS))
     for ax, clf in zip(axes, ("svm", "softmax")):
         for (label, recs), c in zip(records_by_family.items(), ("tab:blue", "tab:orange")):
@@ -80,7 +81,8 @@ def confusion(labels, preds, classes, title: str = "") -> Figure:
     """Confusion matrix (rows: true class, columns: predicted; each row sums to 100%)."""
     from sklearn.metrics import confusion_matrix
     cm = confusion_matrix(labels, preds, labels=range(len(classes)), normalize="true") * 100
-    fig, ax = plt.subplots(figsize=(4.6, 4.0), layout="constrained")
+    fig = Figure(figsize=(4.6, 4.0), layout="constrained")
+    ax = fig.subplots()
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=100)
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -100,8 +102,8 @@ def predictions(images, labels, preds: dict, classes, ncols: int = 6) -> Figure:
     """Test images (uint8 (N, 3, H, W)) with each arm's prediction under them, ✓ or ✗."""
     n = len(images)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.8, 1.75 * nrows), layout="constrained",
-                             squeeze=False)
+    fig = Figure(figsize=(6.8, 1.75 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
