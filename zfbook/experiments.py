@@ -23,7 +23,8 @@ Semantics:
   revision (``git rev-parse HEAD``, ``+dirty`` when ``zfbook/`` has uncommitted changes);
   and a sha256 of the final weights (and their dtype: a finished run folder may hold a
   shipped float16 file), so a re-run can be checked bit for bit (training on the CPU is
-  deterministic; one and two threads gave the same bits), with the PyTorch version: another
+  deterministic; the record names its thread count, which changed the bits of the transfer
+  chapter's scratch runs though not of these), with the PyTorch version: another
   PyTorch build may compute other bits (the shipped checkpoints, made with an earlier build,
   are not reproduced bit for bit by torch 2.14.1+cu130).
 * **Atomic.** ``results.json`` is rewritten to a temporary file and renamed after each run,
