@@ -69,7 +69,7 @@ html: setup
 	  ext.update({k: os.path.abspath(v) for k, v in ext.items()}); \
 	  yaml.safe_dump(c, open(sys.argv[1], "w"))' $(HTML_CONFIG)
 	@rm -rf $(OWN_STATIC)   # Sphinx 7.4 never overwrites a static file it copied before
-	$(JB) build . -W --keep-going -q --config $(HTML_CONFIG)
+	$(JB) build . --all -W --keep-going -q --config $(HTML_CONFIG)  # --all: an incremental build would not copy the static files back
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
 # Any failing step stops `make test`, including pytest's exit code 5 (no test collected).
