@@ -169,3 +169,24 @@ def test_ablate_records_variants_resumes_and_refuses_bad_names(tmp_path, capsys)
     assert len(err.splitlines()) == 1 and "no-fc6-fc7" in err and "conv-wide" in err
     assert main(["ablate", "--preset", "vgg", "--out", str(tmp_path / "b")]) == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_ablation_effects_are_changes_from_each_blocks_reference():
+    from zfbook import ablation
+
+    def rec(variant, seed, test_top1, train_top1=90.0):
+        return {"variant": variant, "seed": seed, "epochs": 3, "train_top1": train_top1,
+                "test_error_top1_centre": 100 - test_top1, "test_error_top5_centre": 1.0,
+                "test_error_top1_10crop": 100 - test_top1}
+    recs = [rec("baseline", s, t) for s, t in enumerate((90, 92, 94))]
+    recs += [rec("no-fc6-fc7", s, t) for s, t in enumerate((80, 81, 82))]
+    recs += [rec("conv-wide", s, t) for s, t in enumerate((91, 93, 92))]
+    groups = ablation.by_variant(recs)
+    assert list(groups) == ["baseline", "no-fc6-fc7", "conv-wide"]
+    eff = ablation.effects(groups)
+    assert eff["no-fc6-fc7"]["change"] == pytest.approx(11.0)       # 19 - 8 points of error
+    assert eff["no-fc6-fc7"]["se"] == pytest.approx((1 / 3 + 4 / 3) ** 0.5)
+    assert eff["no-fc6-fc7"]["significant"] and not eff["conv-wide"]["significant"]
+    assert eff["no-fc6-fc7"]["paper_change"] == pytest.approx(44.8 - 40.5)  # vs the replication
+    assert eff["conv-wide"]["paper_change"] == pytest.approx(37.5 - 38.4)   # vs Fig. 3's model
+    assert experiments.mean_sd([1, 2, 3]) == (2.0, 1.0, 3)

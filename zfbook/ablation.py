@@ -68,24 +68,17 @@ def errors(r: dict) -> dict:
             "test5": r["test_error_top5_centre"], "test10crop": r["test_error_top1_10crop"]}
 
 
-def _mean_sd(values) -> tuple[float, float]:
-    n = len(values)
-    m = sum(values) / n
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return m, sd
-
-
 def effects(groups: dict[str, list[dict]], key: str = "test") -> dict[str, dict]:
     """Per variant: the change of error (points) from our baseline (mean over seeds, with its
     standard error from both groups' seed spreads) beside the paper's change from its
     block's reference. ``significant``: the change is more than twice its standard error."""
     base = [errors(r)[key] for r in groups["baseline"]]
-    bm, bsd = _mean_sd(base)
+    bm, bsd, _ = experiments.mean_sd(base)
     col = {"train": 0, "test": 1, "test5": 2, "test10crop": 1}[key]
     out = {}
     for v, rs in groups.items():
         vals = [errors(r)[key] for r in rs]
-        m, sd = _mean_sd(vals)
+        m, sd, _ = experiments.mean_sd(vals)
         se = math.sqrt((sd ** 2 if len(vals) > 1 else 0) / len(vals)
                        + (bsd ** 2 if len(base) > 1 else 0) / len(base))
         paper = PAPER_TABLE3[v][col] - PAPER_REFERENCE[_reference(v)][col]

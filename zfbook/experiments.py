@@ -50,7 +50,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .train import RECIPES, Config, _config_dict, evaluate, train
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "load_results",
-           "code_revision", "weights_sha256", "plateau", "summarize", "RESULTS_FORMAT", "MATCH_FIELDS"]
+           "code_revision", "weights_sha256", "plateau", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
 
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
@@ -272,7 +272,12 @@ def plateau(history, last: int = 3) -> dict:
 
 def summarize(records, metric: str) -> tuple[float, float, int]:
     """(mean, sample standard deviation, n) of ``metric`` over ``records``."""
-    v = torch.tensor([float(r[metric]) for r in records], dtype=torch.float64)
+    return mean_sd([r[metric] for r in records])
+
+
+def mean_sd(values) -> tuple[float, float, int]:
+    """(mean, sample standard deviation — NaN for one value —, n) of ``values``."""
+    v = torch.tensor([float(x) for x in values], dtype=torch.float64)
     if len(v) == 0:
         raise ValueError("no records")
     return v.mean().item(), (v.std().item() if len(v) > 1 else float("nan")), len(v)

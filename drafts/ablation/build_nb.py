@@ -107,8 +107,7 @@ eff_train = ablation.effects(groups, "train")
 
 
 def pm(rs, key):
-    m, sd, n = experiments.summarize(
-        [dict(v=ablation.errors(r)[key]) for r in rs], "v")
+    m, sd, _ = experiments.mean_sd(ablation.errors(r)[key] for r in rs)
     return f"{m:.1f} ± {sd:.1f}"
 
 
