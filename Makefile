@@ -76,7 +76,7 @@ html: setup
 test: setup
 	@start=$$SECONDS; $(MAKE) --no-print-directory html; \
 	  echo "== book built from the committed outputs in $$((SECONDS - start)) s"
-	@start=$$SECONDS; ZFBOOK_REQUIRE_BOOK=1 $(PARALLEL) $(PY) -m pytest $(XDIST) tests/; \
+	@start=$$SECONDS; ZFBOOK_REQUIRE_BOOK=1 $(PARALLEL) $(PY) -m pytest $(XDIST) --durations=15 tests/; \
 	  rc=$$?; echo "== pytest tests/ took $$((SECONDS - start)) s"; exit $$rc
 	@echo "== nbval over every chapter in _toc.yml"
 	@start=$$SECONDS; chapters=$$($(PY) tools/chapters.py); \

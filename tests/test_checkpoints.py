@@ -31,6 +31,16 @@ def test_sha256_matches_manifest(name):
     assert checkpoint.sha256(checkpoint.data_dir() / name) == ENTRIES[name]["sha256"]
 
 
+def test_every_shipped_file_is_in_the_manifest_with_its_sha256():
+    data = checkpoint.data_dir()
+    files = {p.relative_to(data).as_posix() for p in data.rglob("*")
+             if p.is_file() and p.name != "MANIFEST.json"}
+    listed = checkpoint.manifest()
+    assert files == set(listed), files ^ set(listed)
+    for name in sorted(files):
+        assert checkpoint.sha256(data / name) == listed[name]["sha256"], name
+
+
 @pytest.mark.parametrize("name", sorted(FINALS))
 def test_stated_accuracy_reproduces(name):
     model = zfbook.pretrained(name[:-3])

@@ -310,3 +310,25 @@ def test_shipped_frozen_records_reproduce():
         tr, te = ts.split(rec["shots"], rec["draw"], rec["seed"])
         res = T.frozen_arm(f[tr], y[tr], f[te], y[te], rec["seed"])
         assert res.top1 == rec["top1"], rec["shots"]
+
+
+@pytest.mark.slow
+def test_shipped_probe_records_reproduce():
+    """Draw 0 at 60 shots on the new classes, every layer and both classifiers: the probes the
+    chapter's Table 7 rests on give the shipped accuracies again (scikit-learn is deterministic)."""
+    path = SHIPPED.with_name("probes.json")
+    if not path.is_file():
+        pytest.skip("data/results/probes.json is not shipped yet")
+    recs = [r for r in json.loads(path.read_text())
+            if r["dataset"] == "embedded-transfer" and r["draw"] == 0 and r["shots"] == 60]
+    assert len(recs) == len(T.LAYERS) * 2
+    m, sha, _ = T.resolve_checkpoint(recs[0]["checkpoint"])
+    assert sha == recs[0]["checkpoint_sha256"]
+    ts = T.transfer_set(recs[0]["dataset"])
+    feats = ts.features(m, sha, T.LAYERS, progress=False)
+    y = ts.labels.numpy()
+    for rec in recs:
+        tr, te = ts.split(rec["shots"], rec["draw"], rec["seed"])
+        x = feats[rec["layer"]].numpy()
+        res = T.probe(rec["classifier"], x[tr], y[tr], x[te], y[te], rec["seed"])
+        assert res.top1 == rec["top1"], (rec["layer"], rec["classifier"])   # the same float
