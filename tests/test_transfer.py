@@ -332,3 +332,14 @@ def test_shipped_probe_records_reproduce():
         x = feats[rec["layer"]].numpy()
         res = T.probe(rec["classifier"], x[tr], y[tr], x[te], y[te], rec["seed"])
         assert res.top1 == rec["top1"], (rec["layer"], rec["classifier"])   # the same float
+
+
+def test_low_shot_plot_draws_the_single_runs_of_another_recipe():
+    from zfbook.plot.transfer import low_shot
+    recs = [{"arm": a, "shots": k, "draw": d, "top1": 10.0 + k + d}
+            for a in ("frozen", "scratch") for k in (1, 5) for d in (0, 1)]
+    one = {"arm": "scratch", "shots": 5, "draw": 0, "top1": 80.0}
+    ax = low_shot(recs, arms=("frozen", "scratch"), extra=[(one, "longer")]).axes[0]
+    marks = [l for l in ax.get_lines() if l.get_label() == "longer"]
+    assert len(marks) == 1 and list(marks[0].get_ydata()) == [80.0]
+    assert "longer" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -52,14 +52,19 @@ class Preprocess:
         return f"Preprocess(size={self.size}, crop={self.crop}, scale={self.scale:g})"
 
     # -- helpers
-    def _centered(self, images: torch.Tensor) -> torch.Tensor:
+    def _centered(self, images: torch.Tensor, window: tuple | None = None) -> torch.Tensor:
+        """``(images − mean) · scale`` in float32; with ``window = (top, left, side)`` only that
+        square is computed (cropped before the arithmetic, the same numbers)."""
         x = images.unsqueeze(0) if images.dim() == 3 else images
         if x.shape[-2:] != self.mean.shape[-2:]:
             raise ValueError(f"images must be {self.size}×{self.size} (the resized side), "
                              f"got {tuple(x.shape[-2:])}; resize them with resize_center({self.size})")
         mean = self.mean.to(x.device)
-        x = x.float() - mean
-        return x * self.scale if self.scale != 1.0 else x
+        if window is not None:
+            t, l, c = window
+            x, mean = x[..., t:t + c, l:l + c], mean[..., t:t + c, l:l + c]
+        x = x.to(torch.float32, copy=True).sub_(mean)   # a copy: the caller's tensor is left alone
+        return x.mul_(self.scale) if self.scale != 1.0 else x
 
     def _offsets(self):
         m = self.size - self.crop
@@ -70,7 +75,7 @@ class Preprocess:
     def center(self, images: torch.Tensor) -> torch.Tensor:
         """Mean-subtracted centre crop: the single-crop test view. (N, C, crop, crop)."""
         o = (self.size - self.crop) // 2
-        return self._centered(images)[..., o:o + self.crop, o:o + self.crop].contiguous()
+        return self._centered(images, (o, o, self.crop)).contiguous()
 
     def random(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training view: a random ``crop``×``crop`` sub-crop per image, flipped with p = 0.5."""

@@ -13,12 +13,14 @@ ARM_STYLE = {"frozen": ("tab:blue", "o", "frozen (new softmax on fc7)"),
              "scratch": ("tab:red", "^", "from scratch")}
 
 
-def low_shot(records, arms=("frozen", "finetune", "scratch")) -> Figure:
+def low_shot(records, arms=("frozen", "finetune", "scratch"), extra=()) -> Figure:
     """Fig. 9 beside ours: accuracy (mean ± std over draws) against images per class.
 
-    Left: ours, from ``records`` (:func:`zfbook.transfer.run_transfer`). Right: the paper's
-    Caltech-256 numbers (Table 5), typed."""
-    fig = Figure(figsize=(6.8, 3.0), layout="constrained")
+    Left: ours, from ``records`` (:func:`zfbook.transfer.run_transfer`), plus single runs of
+    another recipe (``extra``: records, each drawn as an open marker of its arm's colour
+    with ``label``, e.g. a longer scratch run). Right: the paper's Caltech-256 numbers
+    (Table 5), typed."""
+    fig = Figure(figsize=(6.8, 3.6), layout="constrained")
     a, b = fig.subplots(1, 2)
     for arm in arms:
         s = summarize(records, ("shots",), arm=arm)
@@ -29,10 +31,15 @@ def low_shot(records, arms=("frozen", "finetune", "scratch")) -> Figure:
         e = np.array([v[1] for v in s.values()])
         c, mk, label = ARM_STYLE[arm]
         a.errorbar(k, m, yerr=e, color=c, marker=mk, ms=4, capsize=2, lw=1.2, label=label)
+    for r, label in extra:
+        c, mk, _ = ARM_STYLE[r["arm"]]
+        a.plot([r["shots"]], [r["top1"]], ls="none", marker=mk, ms=7, mfc="none", mec=c, mew=1.5,
+               label=label)
     a.set(xscale="log", xlabel="training images per class", ylabel="test accuracy (%)", ylim=(0, 100),
           title="ours: embedded transfer family")
     a.set_xticks([1, 2, 3, 5, 10, 20, 30, 60], labels=["1", "2", "3", "5", "10", "20", "30", "60"])
-    a.legend(fontsize=8, loc="upper left")
+    # below the axes: inside, it hid the finetune curve
+    a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     for key, (c, mk, label) in (("pretrained", ARM_STYLE["frozen"]), ("scratch", ARM_STYLE["scratch"])):
         pts = PAPER_TABLE5[key]
         b.plot(list(pts), list(pts.values()), color=c, marker=mk, ms=4, lw=1.2,
