@@ -238,7 +238,7 @@ def shift_responses(model: ConvNet, layers, images: torch.Tensor, preprocess=Non
     try:
         blank = activations(model, torch.zeros(1, 3, prep.crop, prep.crop), layers)
         # the windowed images once; each shift crops them
-        windowed = [(images[i:i + batch_size].float() - prep.mean) * prep.scale * win
+        windowed = [prep._centered(images[i:i + batch_size]) * win
                     for i in range(0, len(images), batch_size)]
         for d in range(shifts):
             off = [start + shifts - 1, start + shifts - 1]

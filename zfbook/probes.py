@@ -21,9 +21,9 @@ whose activations differ in scale by orders of magnitude; C is scikit-learn's de
 not tuned (at 1 image per class there is nothing to tune it on). The score is the mean
 per-class accuracy in percent (``balanced_accuracy_score``: Caltech's test sets are
 unbalanced; on a balanced test set it is the plain accuracy). The solvers are
-deterministic (``seed`` is kept for solvers that draw random numbers; these two do not), so a
-probe re-run on the same features gives the same predictions. A solver that hits its iteration limit is reported
-(``converged=False``), not hidden.
+deterministic (``seed`` is kept for solvers that draw random numbers; these two do not),
+so a probe re-run on the same features gives the same predictions. A solver that hits its
+iteration limit is reported (``converged=False``), not hidden.
 
 Where the features come from (one batched pass, cached on disk) is :mod:`zfbook.transfer`.
 """
