@@ -3,6 +3,7 @@
 The Caltech tests run on a tiny tree in Caltech-101/256's layout, built here; the slow tests
 re-run shipped records (data/results/transfer.json) and compare them bit for bit.
 """
+import math
 import json
 from pathlib import Path
 
@@ -343,3 +344,17 @@ def test_low_shot_plot_draws_the_single_runs_of_another_recipe():
     marks = [l for l in ax.get_lines() if l.get_label() == "longer"]
     assert len(marks) == 1 and list(marks[0].get_ydata()) == [80.0]
     assert "longer" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_scratch_schedule_gives_every_shot_count_its_passes():
+    per_class = {k: 10 * k for k in T.SHOTS}         # the transfer family's 10 classes
+    for k, n in per_class.items():
+        epochs, anneal = T.scratch_schedule(T.SCRATCH, n)
+        images = epochs * n * math.ceil(T.SCRATCH["epoch_images"] / n)
+        assert images >= T.SCRATCH["passes"] * n    # at least the stated passes over the images
+        assert epochs >= T.SCRATCH["min_epochs"]
+        assert anneal == (round(T.SCRATCH["anneal_at"] * epochs),)
+    assert T.scratch_schedule(T.SCRATCH, 600) == (100, (75,))
+    assert T.scratch_schedule(T.SCRATCH, 10) == (4, (3,))
+    # a recipe that names its epochs (--scratch-epochs, older records) keeps them
+    assert T.scratch_schedule({**T.SCRATCH, "epochs": 7, "anneal": [5]}, 600) == (7, (5,))

@@ -32,7 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--train-draws", type=int, default=None,
                    help="draws for the scratch and finetune arms, the first of --draws (default: all)")
     p.add_argument("--scratch-epochs", type=int, default=None,
-                   help=f"default {T.SCRATCH['epochs']} (the learning rate drops x0.1 after 3/4 of them)")
+                   help=f"the same epochs at every shot count (default: {T.SCRATCH['passes']} passes over "
+                        f"the images, at least {T.SCRATCH['min_epochs']} epochs of {T.SCRATCH['epoch_images']}; "
+                        "the learning rate drops x0.1 after 3/4 of them)")
     p.add_argument("--finetune-epochs", type=int, default=None,
                    help=f"default {T.FINETUNE['epochs']} (the learning rate drops x0.1 after 3/4 of them)")
 
@@ -54,7 +56,8 @@ def _recipe(base: dict, epochs):
         return dict(base)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    return {**base, "epochs": epochs, "anneal": (max(1, round(0.75 * epochs)),) if epochs > 1 else ()}
+    fixed = {k: v for k, v in base.items() if k not in ("passes", "min_epochs", "anneal_at")}
+    return {**fixed, "epochs": epochs, "anneal": (max(1, round(0.75 * epochs)),) if epochs > 1 else ()}
 
 
 def run(args) -> int:
