@@ -190,3 +190,52 @@ def test_ablation_effects_are_changes_from_each_blocks_reference():
     assert eff["no-fc6-fc7"]["paper_change"] == pytest.approx(44.8 - 40.5)  # vs the replication
     assert eff["conv-wide"]["paper_change"] == pytest.approx(37.5 - 38.4)   # vs Fig. 3's model
     assert experiments.mean_sd([1, 2, 3]) == (2.0, 1.0, 3)
+
+
+def test_plateaued_reads_the_epochs_after_the_last_anneal():
+    from zfbook.train import plateaued
+    h = lambda vals, lrs: [{"epoch": i + 1, "val_top1": v, "lr": lr} for i, (v, lr) in enumerate(zip(vals, lrs))]
+    lrs = [0.01] * 4 + [0.001] * 4
+    # after the anneal at epoch 4: 50, 60, 60, 59 -> the best (epoch 6) is 2 epochs old
+    run = h([10, 20, 30, 40, 50, 60, 60, 59], lrs)
+    assert plateaued(run, (4,), 2) and not plateaued(run, (4,), 3)
+    assert not plateaued(run, (4,), None)
+    # an anneal still to come, or an improvement in the last epoch: not at the plateau
+    assert not plateaued(run, (8,), 1)
+    assert not plateaued(h([10, 20, 30, 40, 50, 51, 52, 53], lrs), (4,), 1)
+    # epochs before the anneal do not count, however good
+    assert not plateaued(h([10, 20, 30, 99, 50, 60], lrs[:6]), (4,), 1)
+
+
+def test_stop_patience_ends_the_run_at_its_plateau_and_resume_keeps_it(tmp_path):
+    data = tiny()
+    spec = experiments.Spec("zfnet-mini", 0, dict(OVR, epochs=8, anneal=(1,), stop_patience=1))
+    assert spec.name == "zfnet-mini-epochs8-anneal1-stoppatience1-batchsize16"
+    rec = experiments.run_experiments([spec], tmp_path / "a", data=data, log=lambda s: None)[0]
+    from zfbook.train import plateaued
+    hist = rec["history"]
+    # these images stop it at epoch 3: 37.5% after epoch 1, then 75.0% twice at lr 0.001
+    assert rec["stopped_at_plateau"] and plateaued(hist, (1,), 1)
+    assert rec["epochs"] == len(hist) == 3
+    # each earlier epoch was not yet at the plateau
+    assert not any(plateaued(hist[:e], (1,), 1) for e in range(1, len(hist)))
+    # started again: nothing more is trained, and the record is the same
+    (tmp_path / "a" / "results.json").unlink()
+    logs = []
+    again = experiments.run_experiments([spec], tmp_path / "a", data=data, log=logs.append)[0]
+    assert again["weights_sha256"] == rec["weights_sha256"] and again["epochs"] == rec["epochs"]
+    assert not any("training epochs" in line for line in logs)
+    assert any("at its plateau" in line for line in logs)
+    # the stop changes only the length: a run of exactly that many epochs ends with the same weights
+    fixed = experiments.Spec("zfnet-mini", 0, dict(OVR, epochs=rec["epochs"], anneal=(1,)))
+    same = experiments.run_experiments([fixed], tmp_path / "b", data=data, log=lambda s: None)[0]
+    assert same["weights_sha256"] == rec["weights_sha256"]
+
+
+def test_stop_patience_must_be_positive(capsys, tmp_path):
+    from zfbook.train import Config
+    with pytest.raises(ValueError, match=r"stop_patience \(--stop-patience\)"):
+        Config(stop_patience=0)
+    assert main(["compare", "--presets", "zfnet-mini", "--seeds", "0", "--stop-patience", "0",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--stop-patience" in capsys.readouterr().err

@@ -47,7 +47,7 @@ import torch
 
 from . import models
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from .train import RECIPES, Config, _config_dict, evaluate, train
+from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "load_results",
            "code_revision", "weights_sha256", "plateau", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
@@ -55,10 +55,10 @@ __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "load_resul
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
 MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "dropout",
-                "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset")
+                "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset", "stop_patience")
 #: the order in which overrides appear in a run's name
-_NAME_ORDER = ("epochs", "anneal", "lr", "batch_size", "weight_decay", "dropout", "renorm",
-               "radius", "patience")
+_NAME_ORDER = ("epochs", "anneal", "stop_patience", "lr", "batch_size", "weight_decay", "dropout",
+               "renorm", "radius", "patience")
 
 
 @dataclass(frozen=True)
@@ -186,12 +186,14 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
             raise CheckpointError(f"{run_dir} holds a run with different {', '.join(bad)}; "
                                   "remove it or choose another --out")
         done = ckpt["epoch"]
-    if done < cfg.epochs:
-        log(f"{run_dir.name}: training epochs {done + 1}-{cfg.epochs}")
+    stopped = done > 0 and plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience)
+    if done < cfg.epochs and not stopped:
+        log(f"{run_dir.name}: training epochs {done + 1}-{cfg.epochs}"
+            + (f" (or until its plateau: --stop-patience {cfg.stop_patience})" if cfg.stop_patience else ""))
         train(cfg, run_dir, resume=done > 0, progress=progress,
               data=None if data is None else tuple(data[:2]))
     else:
-        log(f"{run_dir.name}: already trained ({done} epochs); evaluating")
+        log(f"{run_dir.name}: already trained ({done} epochs{', at its plateau' if stopped else ''}); evaluating")
     ckpt = load_checkpoint(last)
     model = model_from_checkpoint(ckpt, str(last))
     test = _test_split(cfg, data)
@@ -207,6 +209,8 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "seed": spec.seed, "data_seed": cfg.data_seed,
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.overrides.items()},
         "epochs": ckpt["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "anneal": list(cfg.anneal),
+        "stop_patience": cfg.stop_patience,
+        "stopped_at_plateau": plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience),
         "params": models.count_parameters(model),
         "test_top1_centre": centre["top1"], "test_top5_centre": centre["top5"],
         "test_top1_10crop": ten["top1"], "test_top5_10crop": ten["top5"],

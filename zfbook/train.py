@@ -52,7 +52,7 @@ from .checks import integer, number
 from .data.preprocess import Preprocess, mean_image
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
-           "resolve_device", "default_workers", "check_run_folder", "check_same_run", "NonFiniteLoss",
+           "resolve_device", "default_workers", "plateaued", "check_run_folder", "check_same_run", "NonFiniteLoss",
            "Interrupted", "DEVICES", "DATASETS", "RUN_FILES"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -122,6 +122,9 @@ class Config:
     radius: float = 0.1
     patience: int = 3
     anneal: tuple | None = None  # epochs after which the learning rate is ×0.1 ("by hand")
+    # after the last ``anneal`` epoch, stop once the validation top-1 has not improved for this
+    # many epochs (``epochs`` is then the most); None: train all ``epochs``
+    stop_patience: int | None = None
     seed: int = 0
     data_seed: int | None = None  # the embedded dataset's seed; None: the same as ``seed``
     device: str = "auto"
@@ -151,6 +154,8 @@ class Config:
         self.dropout = number("dropout", self.dropout, 0, 1, high_open=True)
         self.radius = number("radius", self.radius, 0, low_open=True)
         self.patience = integer("patience", self.patience, 0)
+        if self.stop_patience is not None:
+            self.stop_patience = integer("stop_patience (--stop-patience)", self.stop_patience, 1)
         self.seed = integer("seed (--seed)", self.seed, 0)
         self.data_seed = integer("data_seed (--data-seed)", self.data_seed, 0)
         self.check_every = integer("check_every", self.check_every, 1)
@@ -669,6 +674,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers, seed=cfg.seed, world=w)
     steps = 0
     epoch, step, saved = None, None, start_epoch - 1
+    if plateaued(history, cfg.anneal, cfg.stop_patience):
+        return history  # a resumed run that had already stopped at its plateau
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
             step = 0
@@ -762,9 +769,32 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
                 tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.3f}  train top-1 {rec['train_top1']:.1f}%  "
                            f"val top-1 {rec['val_top1']:.1f}%  top-5 {rec['val_top5']:.1f}%  lr {lr:g}  "
                            f"{rec['seconds']:.0f}s")
+            if plateaued(history, cfg.anneal, cfg.stop_patience):
+                if progress:
+                    tqdm.write(f"stopped after epoch {epoch}: validation top-1 has not improved for "
+                               f"{cfg.stop_patience} epochs")
+                break
     except KeyboardInterrupt:
         raise Interrupted(epoch, step, saved + 1, out) from None
     return history
+
+
+def plateaued(history: list, anneal=(), stop_patience: int | None = None) -> bool:
+    """Has a run reached its plateau? True when ``stop_patience`` is set, every ``anneal``
+    epoch is behind it, and the best validation top-1 since the last change of the learning
+    rate is at least ``stop_patience`` epochs old (the paper trains until the validation
+    error stops falling, Section 3; its last change is the end of the run)."""
+    if not stop_patience or not history or history[-1]["epoch"] < max(anneal, default=0) + 1:
+        return False
+    lr = history[-1]["lr"]
+    tail = []
+    for h in reversed(history):
+        if h["lr"] != lr or h["epoch"] <= max(anneal, default=0):
+            break
+        tail.append(h["val_top1"])
+    tail.reverse()
+    best = max(range(len(tail)), key=lambda i: (tail[i], -i))  # the first epoch at the best
+    return len(tail) - 1 - best >= stop_patience
 
 
 def _all_reduce_sums(loss_sum, c1, c5, count, device):

@@ -41,7 +41,8 @@ def run_grid(args, presets) -> list[dict]:
     if not presets or not seeds:
         raise ValueError("give at least one network and one seed")
     specs = grid(presets, seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 anneal=anneal(args.anneal), data_seed=args.data_seed)
+                 anneal=anneal(args.anneal), stop_patience=args.stop_patience,
+                 data_seed=args.data_seed)
     records = run_experiments(specs, args.out, command=args.command_line, device=args.device,
                               snapshots=epochs(args.snapshots, "--snapshots"),
                               progress=not args.no_progress)

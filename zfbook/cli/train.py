@@ -44,12 +44,15 @@ def add_arguments(t) -> None:
 
 def add_recipe_arguments(p) -> None:
     """The flags that override a preset's recipe (``zfbook.train.RECIPES``); every verb
-    that trains (``train``, ``compare``) takes the same four."""
+    that trains (``train``, ``compare``, ``ablate``) takes the same ones."""
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's recipe")
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's recipe")
     p.add_argument("--lr", type=float, default=None, help="default: the preset's recipe")
     p.add_argument("--anneal", default=None, help="epochs after which the learning rate is ×0.1, "
                    "e.g. 12 or 12,20 (default: the preset's recipe; 'none' for none)")
+    p.add_argument("--stop-patience", type=int, default=None,
+                   help="after the last --anneal epoch, stop once the validation top-1 has not improved "
+                   "for this many epochs (--epochs is then the most; default: train every epoch)")
 
 
 def epochs(text, flag):
@@ -88,7 +91,7 @@ def run(args) -> int:
     cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                  seed=args.seed, data_seed=args.data_seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                  data_root=args.data_root, download=args.download, workers=args.workers,
-                 renorm=not args.no_renorm, anneal=anneal(args.anneal),
+                 renorm=not args.no_renorm, anneal=anneal(args.anneal), stop_patience=args.stop_patience,
                  snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
     history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
     from ..distributed import is_main
