@@ -239,3 +239,24 @@ def test_stop_patience_must_be_positive(capsys, tmp_path):
     assert main(["compare", "--presets", "zfnet-mini", "--seeds", "0", "--stop-patience", "0",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--stop-patience" in capsys.readouterr().err
+
+
+def test_jobs_give_the_records_of_one_process_with_as_many_threads(tmp_path):
+    from zfbook.parallel import threads_per_job
+    data = tiny()
+    specs = experiments.grid(["zfnet-mini", "alexnet-mini"], [0, 1], **dict(OVR, epochs=1))
+    two = experiments.run_experiments(specs, tmp_path / "two", data=data, log=lambda s: None, jobs=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job(2))
+    try:
+        one = experiments.run_experiments(specs, tmp_path / "one", data=data, log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    # the file in the specs' order, each record the same bits as one process with those threads
+    assert [(r["name"], r["seed"]) for r in two] == [(s.name, s.seed) for s in specs]
+    for a, b in zip(two, one):
+        assert a["threads"] == b["threads"] == threads_per_job(2)
+        for key in ("weights_sha256", "test_top1_centre", "test_top1_10crop", "train_loss"):
+            assert a[key] == b[key]
+    with pytest.raises(ValueError, match="--jobs"):
+        experiments.run_experiments(specs, tmp_path / "x", data=data, jobs=0)

@@ -358,3 +358,32 @@ def test_scratch_schedule_gives_every_shot_count_its_passes():
     assert T.scratch_schedule(T.SCRATCH, 10) == (4, (3,))
     # a recipe that names its epochs (--scratch-epochs, older records) keeps them
     assert T.scratch_schedule({**T.SCRATCH, "epochs": 7, "anneal": [5]}, 600) == (7, (5,))
+
+
+def test_jobs_give_the_records_of_one_process_with_as_many_threads(tmp_path, cache, capsys, monkeypatch):
+    """--jobs 2 trains the scratch and finetune runs in two processes; each record is the
+    one a single process makes with the same threads (the CPU bits depend on them)."""
+    from zfbook.parallel import threads_per_job
+    root = _caltech_tree(tmp_path / "data")
+    monkeypatch.setitem(T.SCRATCH, "epoch_images", 12)
+    monkeypatch.setitem(T.FINETUNE, "epoch_images", 12)
+    args = ["--checkpoint", "zfnet-mini", "--dataset", "caltech101", "--data-root", str(root),
+            "--arms", "finetune,scratch", "--shots", "1,3", "--draws", "1", "--no-progress",
+            "--scratch-epochs", "2", "--finetune-epochs", "1"]
+    rc, _, err = _cli(capsys, "transfer", *args, "--jobs", "2", "--out", str(tmp_path / "two"))
+    assert rc == 0, err
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job(2))
+    try:
+        rc, _, err = _cli(capsys, "transfer", *args, "--out", str(tmp_path / "one"))
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, err
+    two, one = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("two", "one"))
+    # the same records in the same (plan) order, and the same numbers
+    assert [(r["arm"], r["shots"], r["draw"]) for r in two] == [(r["arm"], r["shots"], r["draw"]) for r in one]
+    for a, b in zip(two, one):
+        assert a["threads"] == b["threads"] == threads_per_job(2)
+        assert (a["predictions"], a["train_loss"], a["top1"]) == (b["predictions"], b["train_loss"], b["top1"])
+    rc, _, err = _cli(capsys, "transfer", *args, "--jobs", "0", "--out", str(tmp_path / "x"))
+    assert rc == 2 and "--jobs" in err and len(err.strip().splitlines()) == 1

@@ -233,17 +233,35 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
     return rec
 
 
+_WORKER: dict = {}
+
+
+def _worker_init(out, command, device, snapshots, data) -> None:
+    _WORKER.update(out=out, command=command, device=device, snapshots=snapshots, data=data)
+
+
+def _worker_run(spec: Spec) -> dict:
+    w = _WORKER
+    return run_one(spec, w["out"], command=w["command"], device=w["device"], snapshots=w["snapshots"],
+                   data=w["data"], progress=False, log=lambda line: print(line, flush=True))
+
+
 def run_experiments(specs, out, *, command: str = "", device: str = "cpu", snapshots=(),
-                    data=None, progress: bool = False, log=print) -> list[dict]:
+                    data=None, progress: bool = False, log=print, jobs: int = 1) -> list[dict]:
     """Run every spec in order (see the module docstring), appending each record to
-    ``out/results.json`` as it finishes. Returns all the file's records."""
+    ``out/results.json`` as it finishes. Returns all the file's records. ``jobs`` > 1: the
+    runs in that many processes, the cores shared among them (:mod:`zfbook.parallel`; each
+    record names its ``threads``), the most expensive first."""
+    from .parallel import check_jobs, run_parallel
+    check_jobs(jobs)
     out = Path(out)
     path = out / "results.json"
     specs = list(specs)
     for spec in specs:  # refuse bad names before any training
         spec.config(device=device)
+    todo = []
+    records = load_results(path)
     for spec in specs:
-        records = load_results(path)
         have = [r for r in records if r["name"] == spec.name and r["seed"] == spec.seed]
         if have:
             bad = _matches(have[0].get("config", {}), spec.config(device=device))
@@ -251,13 +269,25 @@ def run_experiments(specs, out, *, command: str = "", device: str = "cpu", snaps
                 raise ValueError(f"{path} already has a {spec.name} seed {spec.seed} record with "
                                  f"different {', '.join(bad)}")
             log(f"{spec.name}-seed{spec.seed}: recorded; skipped")
-            continue
-        rec = run_one(spec, out, command=command, device=device, snapshots=snapshots, data=data,
-                      progress=progress, log=log)
-        records = load_results(path) + [rec]
-        _write_results(path, records)
+        else:
+            todo.append(spec)
+
+    def record(spec, rec):
+        _write_results(path, load_results(path) + [rec])
         log(f"{spec.name}-seed{spec.seed}: test top-1 {rec['test_top1_centre']:.2f}% centre, "
             f"{rec['test_top1_10crop']:.2f}% 10 crops; {rec['train_seconds']:.0f} s training")
+
+    if jobs == 1:
+        for spec in todo:
+            record(spec, run_one(spec, out, command=command, device=device, snapshots=snapshots, data=data,
+                                 progress=progress, log=log))
+    else:
+        cost = lambda s: -s.config(device=device).epochs * models.macs(models.build(s.preset, 10))
+        for spec, rec in run_parallel(_worker_run, sorted(todo, key=cost), jobs, initializer=_worker_init,
+                                      initargs=(out, command, device, tuple(snapshots), data)):
+            record(spec, rec)
+        order = {(s.name, s.seed): i for i, s in enumerate(specs)}  # as one process writes them
+        _write_results(path, sorted(load_results(path), key=lambda r: order.get((r["name"], r["seed"]), -1)))
     return load_results(path)
 
 

@@ -511,6 +511,14 @@ class Records:
 
     def add(self, rec: dict) -> None:
         self.records = [r for r in self.records if self._k(r) != self._k(rec)] + [rec]
+        self._write()
+
+    def sort(self, key: Callable) -> None:
+        """Reorder the records (and the file) by ``key``."""
+        self.records.sort(key=key)
+        self._write()
+
+    def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         tmp.write_text("[\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in self.records) + "\n]\n")
@@ -520,15 +528,56 @@ class Records:
 _SAME = ("dataset", "checkpoint_sha256", "seed", "recipe")
 
 
+def _train_arm(tset: TransferSet, model, arm: str, k: int, d: int, seed: int, recipe: dict,
+               device) -> tuple[np.ndarray, dict]:
+    """One scratch or finetune record's predictions and extra fields."""
+    tr, te = tset.split(k, d, seed)
+    ytr = tset.labels[tr]
+    s = run_seed(seed, d, k)
+    if arm == "scratch":
+        pred, loss = scratch_arm(model.preset.name, tset.images(tr), ytr, tset.classes, tset.images(te),
+                                 seed=s, recipe=recipe, device=device)
+        return pred, {"run_seed": s, "train_loss": loss, "epochs": scratch_schedule(recipe, len(tr))[0]}
+    pred, loss = finetune_arm(model, tset.images(tr), ytr, len(tset.classes), tset.images(te),
+                              seed=s, recipe=recipe, device=device)
+    return pred, {"run_seed": s, "train_loss": loss}
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(tset, model) -> None:
+    _WORKER.update(tset=tset, model=model)
+
+
+def _worker_run(task) -> tuple:
+    arm, k, d, seed, recipe, device = task
+    t0 = time.perf_counter()
+    pred, extra = _train_arm(_WORKER["tset"], _WORKER["model"], arm, k, d, seed, recipe, device)
+    return pred, extra, time.perf_counter() - t0, torch.get_num_threads()
+
+
+def _cost(arm: str, k: int, n_classes: int, recipes: dict) -> float:
+    """Images a training run passes through (to start the longest first)."""
+    r = recipes[arm]
+    epochs = scratch_schedule(r, k * n_classes)[0] if arm == "scratch" else r["epochs"]
+    return epochs * r["epoch_images"]
+
+
 def run_transfer(tset: TransferSet, model, sha: str, *, arms=ARMS, shots=SHOTS, draws: int = 5,
                  train_draws: int | None = None, seed: int = 0, out, force: bool = False,
                  recipes: dict | None = None, command: str = "", checkpoint: str = "",
-                 device="cpu", progress: bool = True, log: Callable | None = print) -> list[dict]:
+                 device="cpu", progress: bool = True, log: Callable | None = print,
+                 jobs: int = 1) -> list[dict]:
     """The three arms over ``shots`` × draws; appends to ``out/results.json`` and skips the
-    records it already has. ``train_draws``: draws for scratch and finetune (default: all)."""
+    records it already has. ``train_draws``: draws for scratch and finetune (default: all).
+    ``jobs`` > 1: the scratch and finetune runs in that many processes, the longest first
+    (:func:`zfbook.parallel.run_parallel`); each record names its ``threads``."""
+    from .parallel import check_jobs, run_parallel
     for a in arms:
         _check("arm", a, ARMS)
     tset.check_shots(shots)
+    check_jobs(jobs)
     train_draws = draws if train_draws is None else min(train_draws, draws)
     recipes = {"frozen": {"classifier": "softmax", "layer": "fc7"}, "scratch": SCRATCH,
                "finetune": FINETUNE, **(recipes or {})}
@@ -540,36 +589,45 @@ def run_transfer(tset: TransferSet, model, sha: str, *, arms=ARMS, shots=SHOTS, 
             if not records.done({**base, "arm": a, "shots": k, "draw": d, "recipe": _jsonable(recipes[a])})]
     if log and len(todo) < len(plan):
         log(f"{len(plan) - len(todo)} of {len(plan)} records already in {records.path}; running the other {len(todo)}")
-    feats = None
-    if any(a == "frozen" for a, _, _ in todo):
-        feats = tset.features(model, sha, ["fc7"], progress=progress, device=device)["fc7"].numpy()
     labels = tset.labels
-    bar = tqdm(todo, desc="transfer", disable=not progress)
-    for arm, k, d in bar:
-        bar.set_postfix_str(f"{arm} {k} shots, draw {d}")
+
+    def add(arm, k, d, pred, extra, seconds, threads):
         tr, te = tset.split(k, d, seed)
-        ytr, yte = labels[tr], labels[te]
-        rec = {"arm": arm, "shots": k, "draw": d}
-        t0 = time.perf_counter()
-        if arm == "frozen":
-            res = frozen_arm(feats[tr], ytr.numpy(), feats[te], yte.numpy(), seed)
-            pred, extra = res.predictions, {"converged": res.converged}
-        elif arm == "scratch":
-            s = run_seed(seed, d, k)
-            pred, loss = scratch_arm(model.preset.name, tset.images(tr), ytr, tset.classes, tset.images(te),
-                                     seed=s, recipe=recipes["scratch"], device=device)
-            extra = {"run_seed": s, "train_loss": loss, "epochs": scratch_schedule(recipes["scratch"], len(tr))[0]}
-        else:
-            s = run_seed(seed, d, k)
-            pred, loss = finetune_arm(model, tset.images(tr), ytr, len(tset.classes), tset.images(te),
-                                      seed=s, recipe=recipes["finetune"], device=device)
-            extra = {"run_seed": s, "train_loss": loss}
-        rec.update(top1=mean_per_class_accuracy(yte.numpy(), pred), seconds=round(time.perf_counter() - t0, 3),
-                   n_train=len(tr), n_test=len(te), **extra, **base, recipe=_jsonable(recipes[arm]),
-                   predictions=pred.tolist())
+        rec = {"arm": arm, "shots": k, "draw": d,
+               "top1": mean_per_class_accuracy(labels[te].numpy(), pred), "seconds": round(seconds, 3),
+               "n_train": len(tr), "n_test": len(te), **extra, **base,
+               "threads": threads, "recipe": _jsonable(recipes[arm]), "predictions": pred.tolist()}
         records.add(rec)
         if log and not progress:
             log(f"{arm:9s} {k:3d} shots  draw {d}  top-1 {rec['top1']:6.2f}%  {rec['seconds']:7.1f} s")
+
+    frozen = [t for t in todo if t[0] == "frozen"]
+    trained = [t for t in todo if t[0] != "frozen"]
+    if frozen:
+        feats = tset.features(model, sha, ["fc7"], progress=progress, device=device)["fc7"].numpy()
+        for arm, k, d in frozen:
+            tr, te = tset.split(k, d, seed)
+            t0 = time.perf_counter()
+            res = frozen_arm(feats[tr], labels[tr].numpy(), feats[te], labels[te].numpy(), seed)
+            add(arm, k, d, res.predictions, {"converged": res.converged}, time.perf_counter() - t0,
+                torch.get_num_threads())
+    bar = tqdm(total=len(trained), desc="transfer", disable=not progress)
+    if jobs == 1:
+        for arm, k, d in trained:
+            bar.set_postfix_str(f"{arm} {k} shots, draw {d}")
+            t0 = time.perf_counter()
+            pred, extra = _train_arm(tset, model, arm, k, d, seed, recipes[arm], device)
+            add(arm, k, d, pred, extra, time.perf_counter() - t0, torch.get_num_threads())
+            bar.update()
+    else:
+        tasks = sorted(((a, k, d, seed, recipes[a], str(device)) for a, k, d in trained),
+                       key=lambda t: -_cost(t[0], t[1], len(tset.classes), recipes))
+        for (arm, k, d, *_), (pred, extra, seconds, threads) in run_parallel(
+                _worker_run, tasks, jobs, initializer=_worker_init, initargs=(tset, model)):
+            add(arm, k, d, pred, extra, seconds, threads)
+            bar.update()
+        order = {t: i for i, t in enumerate(plan)}  # the file in the plan's order, as one process writes it
+        records.sort(key=lambda r: order.get((r["arm"], r["shots"], r["draw"]), -1))
     bar.close()
     return records.records
 

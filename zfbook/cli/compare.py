@@ -29,6 +29,9 @@ def add_grid_arguments(c) -> None:
     c.add_argument("--snapshots", default="", help="epochs after which each run keeps a snapshot")
     c.add_argument("--device", default="cpu", help=f"one of: {', '.join(DEVICES)} (default cpu: "
                    "bit-reproducible)")
+    c.add_argument("--jobs", type=int, default=1,
+                   help="train the runs in this many processes, the cores shared among them (2 on a "
+                   "2-core CPU: about 1.5x faster; each record names its threads)")
     c.add_argument("--no-progress", action="store_true")
 
 
@@ -45,7 +48,7 @@ def run_grid(args, presets) -> list[dict]:
                  data_seed=args.data_seed)
     records = run_experiments(specs, args.out, command=args.command_line, device=args.device,
                               snapshots=epochs(args.snapshots, "--snapshots"),
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, jobs=args.jobs)
     names = {(s.name, s.seed) for s in specs}
     print(f"{len(names)} runs recorded in {args.out / 'results.json'} ({len(records)} records in all)")
     return [r for r in records if (r["name"], r["seed"]) in names]
