@@ -1,67 +1,86 @@
-"""Benchmark: ``--jobs N`` (zfbook.parallel) — training throughput of N processes with
-cores/N threads each against one process with all the cores.
+"""Benchmark: ``--jobs N`` (zfbook.parallel) — the same training runs in N processes with
+cores/N threads each, against one process with all the cores, one run after another.
 
-Each process trains a fresh ``zfnet-mini`` (10 classes) for ``--steps`` SGD steps on random
-112×112 batches (forward, cross-entropy, backward, step: the work of one training step of
-``compare``/``ablate`` at batch 32 or of the transfer chapter's scratch/finetune arms at
-batch 16) and reports the median step time after ``--warmup`` steps. Throughput is steps
-per second summed over the processes running at once. Prints, per batch size, the ratio
-N processes ÷ 1 process (above 1: ``--jobs N`` is faster). Run it alone on the machine.
+Two workloads, each ``--runs`` identical runs (different seeds), timed end to end
+(building the model, training, evaluating), the way the commands run them:
 
-    python benchmarks/bench_jobs.py [--jobs 2] [--steps 20]
+* **scratch** — the transfer chapter's scratch arm (``zfbook.transfer.scratch_arm``, the
+  trainer at batch 16) on 60 images per class of the embedded transfer family for
+  ``--epochs`` epochs of 600 images, then predicting the 400 test images;
+* **steps** — bare SGD steps of ``zfnet-mini`` on a fixed random batch of 32 (forward,
+  loss, backward, step; no data, no filter renormalisation, no evaluation): the upper
+  bound of what sharing the cores can give.
+
+Prints each workload's wall time both ways and the ratio one process ÷ N processes (above
+1: ``--jobs N`` is faster). Run it alone on the machine.
+
+    python benchmarks/bench_jobs.py [--jobs 2] [--runs 4] [--epochs 3]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 
 import torch
 import torch.nn.functional as F
 
+_DATA: dict = {}
 
-def steps(batch: int, threads: int, n: int, warmup: int) -> float:
-    """Median seconds per training step in this process with ``threads`` threads."""
+
+def _scratch(seed: int) -> float:
+    import zfbook.transfer as T
+    if "tset" not in _DATA:
+        tset = T.transfer_set("embedded-transfer")
+        tr, te = tset.split(60, 0)
+        _DATA.update(tset=tset, tr=tr, te=te)
+    tset, tr, te = _DATA["tset"], _DATA["tr"], _DATA["te"]
+    recipe = {**T.SCRATCH, "epochs": _DATA.get("epochs", 3), "anneal": ()}
+    t0 = time.perf_counter()
+    T.scratch_arm("zfnet-mini", tset.images(tr), tset.labels[tr], tset.classes, tset.images(te),
+                  seed=seed, recipe=recipe)
+    return time.perf_counter() - t0
+
+
+def _steps(seed: int, n: int = 40) -> float:
     from zfbook import models
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = models.build("zfnet-mini", 10).train()
-    x, y = torch.randn(batch, 3, 112, 112), torch.randint(0, 10, (batch,))
+    x, y = torch.randn(32, 3, 112, 112), torch.randint(0, 10, (32,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    times = []
-    for _ in range(warmup + n):
-        t = time.perf_counter()
+    t0 = time.perf_counter()
+    for _ in range(n):
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[warmup:])
+    return time.perf_counter() - t0
+
+
+def _set_epochs(epochs: int) -> None:
+    _DATA["epochs"] = epochs
 
 
 def main() -> None:
-    from zfbook.parallel import cores, threads_per_job
+    from zfbook.parallel import cores, run_parallel, threads_per_job
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--batches", default="32,16")
+    ap.add_argument("--runs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of 600 images per scratch run")
     a = ap.parse_args()
-    ctx = multiprocessing.get_context("spawn")
-    print(f"{cores()} cores; 1 process x {cores()} threads vs {a.jobs} processes x "
-          f"{threads_per_job(a.jobs)} threads; torch {torch.__version__}")
-    for batch in map(int, a.batches.split(",")):
-        with ProcessPoolExecutor(1, mp_context=ctx) as ex:
-            one = ex.submit(steps, batch, cores(), a.steps, a.warmup).result()
-        with ProcessPoolExecutor(a.jobs, mp_context=ctx) as ex:
-            many = list(ex.map(steps, [batch] * a.jobs, [threads_per_job(a.jobs)] * a.jobs,
-                               [a.steps] * a.jobs, [a.warmup] * a.jobs))
-        rate_one, rate_many = 1 / one, sum(1 / t for t in many)
-        print(f"batch {batch:3d}: 1 process {one * 1e3:5.0f} ms/step ({rate_one:.2f} steps/s); "
-              f"{a.jobs} processes {', '.join(f'{t * 1e3:.0f}' for t in many)} ms/step "
-              f"({rate_many:.2f} steps/s); ratio {rate_many / rate_one:.2f}x")
+    print(f"{cores()} cores; {a.runs} runs: 1 process x {cores()} threads, one after another, vs "
+          f"{a.jobs} processes x {threads_per_job(a.jobs)} threads; torch {torch.__version__}")
+    for name, fn in (("scratch", _scratch), ("steps", _steps)):
+        seeds = list(range(a.runs))
+        t0 = time.perf_counter()
+        for _ in run_parallel(fn, seeds, 1, initializer=_set_epochs, initargs=(a.epochs,)):
+            pass
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in run_parallel(fn, seeds, a.jobs, initializer=_set_epochs, initargs=(a.epochs,)):
+            pass
+        many = time.perf_counter() - t0
+        print(f"{name:8s}: 1 process {one:6.1f} s, {a.jobs} processes {many:6.1f} s; "
+              f"ratio {one / many:.2f}x")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def add_grid_arguments(c) -> None:
                    "bit-reproducible)")
     c.add_argument("--jobs", type=int, default=1,
                    help="train the runs in this many processes, the cores shared among them (2 on a "
-                   "2-core CPU: about 1.5x faster; each record names its threads)")
+                   "2-core CPU: about 1.25x faster; each record names its threads)")
     c.add_argument("--no-progress", action="store_true")
 
 

@@ -37,7 +37,7 @@ def add_arguments(p) -> None:
                         "the learning rate drops x0.1 after 3/4 of them)")
     p.add_argument("--jobs", type=int, default=1,
                    help="train the scratch and finetune runs in this many processes, the cores shared "
-                   "among them (2 on a 2-core CPU: about 1.6x faster; each record names its threads)")
+                   "among them (2 on a 2-core CPU: about 1.25x faster; each record names its threads)")
     p.add_argument("--finetune-epochs", type=int, default=None,
                    help=f"default {T.FINETUNE['epochs']} (the learning rate drops x0.1 after 3/4 of them)")
 
