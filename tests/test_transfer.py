@@ -285,7 +285,7 @@ def test_shipped_scratch_record_reproduces_bit_for_bit():
     assert sha == rec["checkpoint_sha256"]
     ts = T.transfer_set(rec["dataset"])
     tr, te = ts.split(rec["shots"], rec["draw"], rec["seed"])
-    recipe = {**rec["recipe"], "anneal": tuple(rec["recipe"]["anneal"])}
+    recipe = dict(rec["recipe"])  # scratch_schedule turns it into epochs and anneal epochs
     # the thread count changes the bits of a scratch run (with the earlier 20-epoch recipe, 1
     # thread ended this run at a training loss of 0.0002 and 2 threads at 0.4733): use the record's
     threads = torch.get_num_threads()
