@@ -376,8 +376,13 @@ class _Images:
         return len(self.labels)
 
 
+def _repeats(n: int, epoch_images: int) -> int:
+    """How many copies of ``n`` training images fill an epoch of at least ``epoch_images``."""
+    return max(1, math.ceil(epoch_images / n))
+
+
 def _repeat(images, labels, epoch_images: int):
-    r = max(1, math.ceil(epoch_images / len(labels)))
+    r = _repeats(len(labels), epoch_images)
     return images.repeat(r, 1, 1, 1), labels.repeat(r)
 
 
@@ -401,7 +406,7 @@ def scratch_schedule(recipe: dict, n_train: int) -> tuple[int, tuple[int, ...]]:
     ``epoch_images`` (at least ``min_epochs``), ×0.1 after ``anneal_at`` of them."""
     if "epochs" in recipe:
         return int(recipe["epochs"]), tuple(recipe["anneal"])
-    per_epoch = n_train * max(1, math.ceil(recipe["epoch_images"] / n_train))  # as _repeat
+    per_epoch = n_train * _repeats(n_train, recipe["epoch_images"])
     epochs = max(recipe["min_epochs"], math.ceil(recipe["passes"] * n_train / per_epoch))
     return epochs, ((max(1, round(recipe["anneal_at"] * epochs)),) if epochs > 1 else ())
 
