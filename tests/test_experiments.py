@@ -260,3 +260,42 @@ def test_jobs_give_the_records_of_one_process_with_as_many_threads(tmp_path):
             assert a[key] == b[key]
     with pytest.raises(ValueError, match="--jobs"):
         experiments.run_experiments(specs, tmp_path / "x", data=data, jobs=0)
+
+
+def test_ship_results_joins_files_and_refuses_twins_and_dirty_trees(tmp_path):
+    """tools/ship_results.py: two results files become one shipped file, listed in the
+    manifest with its sha256; a run present twice, or made from a dirty tree, is refused."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    from ship_results import ship
+    from zfbook.checkpoint import sha256
+
+    def rec(name, seed, rev="abc"):
+        return {"name": name, "seed": seed, "command": f"python -m zfbook compare {name}",
+                "code_revision": rev, "threads": 1, "train_seconds": 2.0,
+                "eval_seconds": 1.0}
+
+    def results(name, records):
+        path = tmp_path / name / "results.json"
+        experiments._write_results(path, records)
+        return path
+
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "MANIFEST.json").write_text("{}")
+    a = results("a", [rec("zf", 0), rec("zf", 1)])
+    b = results("b", [rec("zf-long", 0)])
+    entry = ship([a, b], "arch", "test", root=root)
+    shipped = root / "data" / "results" / "arch.json"
+    got = experiments.load_results(shipped)
+    assert [(r["name"], r["seed"]) for r in got] == [("zf", 0), ("zf", 1), ("zf-long", 0)]
+    assert entry["runs"] == ["zf seed 0", "zf seed 1", "zf-long seed 0"]
+    assert entry["wall_seconds"] == 9.0 and entry["sha256"] == sha256(shipped)
+    listed = json.loads((root / "data" / "MANIFEST.json").read_text())
+    assert listed["results/arch.json"] == entry
+    with pytest.raises(SystemExit, match="zf seed 1"):
+        ship([a, results("c", [rec("zf", 1)])], "arch", "test", root=root)
+    with pytest.raises(SystemExit, match="uncommitted"):
+        ship([results("d", [rec("zf", 5, rev="abc+dirty")])], "arch", "t", root=root)
+    assert experiments.load_results(shipped) == got  # refusals leave the shipped file

@@ -1,7 +1,10 @@
 """Ship an experiment's records: copy ``OUT/results.json`` (``python -m zfbook compare`` or
 ``ablate``) to ``data/results/NAME.json`` and record it in ``data/MANIFEST.json``.
 
-    python tools/ship_results.py OUT/results.json NAME --note "how it was run"
+    python tools/ship_results.py OUT/results.json [OUT2/results.json ...] NAME --note "..."
+
+Several results files (e.g. two ``compare`` commands with different recipes) are joined in
+the order given; a run (name and seed) found twice is refused.
 
 The manifest entry lists every command, seed, run and code revision found in the records,
 the summed training and evaluation seconds, the sha256 and size, and the note (say there
@@ -31,10 +34,15 @@ def _replace(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def ship(src: Path, name: str, note: str, root: Path = ROOT) -> dict:
-    records = load_results(src)
+def ship(srcs, name: str, note: str, root: Path = ROOT) -> dict:
+    srcs = [Path(s) for s in ([srcs] if isinstance(srcs, (str, Path)) else srcs)]
+    records = [r for src in srcs for r in load_results(src)]
     if not records:
-        raise SystemExit(f"{src} holds no records")
+        raise SystemExit(f"{', '.join(map(str, srcs))} hold no records")
+    runs = [f"{r['name']} seed {r['seed']}" for r in records]
+    twice = sorted({run for run in runs if runs.count(run) > 1})
+    if twice:
+        raise SystemExit(f"runs found twice: {', '.join(twice)}")
     dirty = sorted({f"{r['name']} seed {r['seed']}" for r in records
                     if r["code_revision"].endswith("+dirty") or r["code_revision"] == "unknown"})
     if dirty:
@@ -42,11 +50,15 @@ def ship(src: Path, name: str, note: str, root: Path = ROOT) -> dict:
                          "from a clean checkout")
     dst = root / "data" / "results" / f"{name}.json"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    _replace(dst, lambda tmp: shutil.copyfile(src, tmp))
+    if len(srcs) == 1:
+        _replace(dst, lambda tmp: shutil.copyfile(srcs[0], tmp))
+    else:
+        _replace(dst, lambda tmp: tmp.write_text(
+            json.dumps({"format": RESULTS_FORMAT, "records": records}, indent=1) + "\n"))
     entry = {
         "command": sorted({r["command"] for r in records}),
         "seeds": sorted({r["seed"] for r in records}),
-        "runs": [f"{r['name']} seed {r['seed']}" for r in records],
+        "runs": runs,
         "code_revision": sorted({r["code_revision"] for r in records}),
         "threads": sorted({r["threads"] for r in records}),
         "torch": sorted({r.get("torch", "not recorded") for r in records}),
@@ -65,7 +77,7 @@ def ship(src: Path, name: str, note: str, root: Path = ROOT) -> dict:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("src", type=Path)
+    p.add_argument("src", type=Path, nargs="+")
     p.add_argument("name")
     p.add_argument("--note", required=True)
     a = p.parse_args()
