@@ -32,5 +32,6 @@ def run(args) -> int:
         rs = [r for r in records if r.get("variant", "baseline") == v]
         m, sd, n = summarize(rs, "test_error_top1_centre")
         cost = sum(r["train_seconds"] + r["eval_seconds"] for r in rs) / n
-        print(f"{v:24} {n:>4} {rs[0]['params']:>10,} {m:>19.2f} ± {sd:<4.2f} {cost:>8.0f}")
+        spread = f"± {sd:<4.2f}" if n > 1 else " " * 6  # one run has no spread
+        print(f"{v:24} {n:>4} {rs[0]['params']:>10,} {m:>19.2f} {spread} {cost:>8.0f}")
     return 0
