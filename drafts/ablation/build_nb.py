@@ -79,16 +79,22 @@ wide variants cost little more time than the baseline, and the shallow ones litt
 
 ### One variant, trained here
 
-Every record can be re-run: training on the CPU is deterministic. The cheapest shipped
-record is one epoch of the smallest variant; the next cell trains it again with
+Every record can be re-run: training on the CPU is deterministic for a given number of
+threads, which each record names. The cheapest shipped record is one epoch of the smallest
+variant; the next cell trains it again, with the record's threads, with
 [`experiments.run_one`](src:zfbook/experiments.py), the function `ablate` calls, and
 compares the final weights' sha256 and the test numbers with the record."""),
 tagged(C("""import tempfile
 
 cheap = min(records, key=lambda r: (r["epochs"], r["params"]))
 spec = experiments.Spec(cheap["preset"], cheap["seed"], cheap["overrides"])
-with tempfile.TemporaryDirectory() as d:
-    again = experiments.run_one(spec, d, log=lambda s: None)
+threads = torch.get_num_threads()
+torch.set_num_threads(cheap["threads"])  # a CPU run's bits depend on it
+try:
+    with tempfile.TemporaryDirectory() as d:
+        again = experiments.run_one(spec, d, log=lambda s: None)
+finally:
+    torch.set_num_threads(threads)
 same = [k for k in ("weights_sha256", "train_loss", "test_top1_centre")
         if again[k] == cheap[k]]
 print(f"{spec.name}, seed {spec.seed}: {len(same)} of 3 fields identical "
