@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from zfbook.checkpoint import sha256  # noqa: E402
 from zfbook.experiments import RESULTS_FORMAT, load_results  # noqa: E402
+from zfbook.experiments import _write_results as write_results  # noqa: E402
 
 
 def _replace(path: Path, write) -> None:
@@ -43,18 +43,13 @@ def ship(srcs, name: str, note: str, root: Path = ROOT) -> dict:
     twice = sorted({run for run in runs if runs.count(run) > 1})
     if twice:
         raise SystemExit(f"runs found twice: {', '.join(twice)}")
-    dirty = sorted({f"{r['name']} seed {r['seed']}" for r in records
+    dirty = sorted({run for run, r in zip(runs, records)
                     if r["code_revision"].endswith("+dirty") or r["code_revision"] == "unknown"})
     if dirty:
         raise SystemExit(f"records made from an uncommitted tree: {', '.join(dirty)}; re-run them "
                          "from a clean checkout")
     dst = root / "data" / "results" / f"{name}.json"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if len(srcs) == 1:
-        _replace(dst, lambda tmp: shutil.copyfile(srcs[0], tmp))
-    else:
-        _replace(dst, lambda tmp: tmp.write_text(
-            json.dumps({"format": RESULTS_FORMAT, "records": records}, indent=1) + "\n"))
+    write_results(dst, records)  # atomic
     entry = {
         "command": sorted({r["command"] for r in records}),
         "seeds": sorted({r["seed"] for r in records}),

@@ -1,10 +1,12 @@
 """Independent training runs in several processes (``--jobs N``).
 
-A small network trained on a CPU uses its cores poorly from one process: on the 2-core
-machine the book is made on, two processes with one thread each run ``zfnet-mini`` training
-about 1.25× faster than one process with two threads (``benchmarks/bench_jobs.py``; the
-transfer chapter's whole experiment took 41 min with ``--jobs 2`` and 51 min without).
-The runs of an experiment (the seeds and variants of
+A small network trained on a CPU can use its cores poorly from one process. On the 2-core
+machine the book is made on, two processes with one thread each finish the transfer
+chapter's small scratch runs 1.25× sooner than one process with two threads
+(``benchmarks/bench_jobs.py``; the whole transfer experiment took 41 min with ``--jobs 2``
+and 51 min without); a full ``alexnet-mini`` epoch 1.36× sooner, a full ``zfnet-mini``
+epoch no sooner (the architecture records). The runs of an experiment (the seeds and
+variants of
 ``compare`` and ``ablate``, the scratch and finetune runs of ``transfer``) do not depend on
 each other, so :func:`run_parallel` hands them to ``jobs`` spawned processes, each with its
 share of the threads. The numbers of a run depend on its thread count on the CPU, so every
