@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -49,8 +50,8 @@ from . import models
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train
 
-__all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "load_results",
-           "code_revision", "weights_sha256", "plateau", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
+__all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce", "REPRODUCED", "load_results",
+           "code_revision", "cpu_kind", "weights_sha256", "plateau", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
 
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
@@ -123,6 +124,32 @@ def code_revision(root=None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+#: the instruction-set extensions that choose PyTorch's, oneDNN's and MKL's CPU kernels
+_ISA = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+        "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_kind() -> dict:
+    """The CPU a run was made on, as far as it chooses the kernels: PyTorch's CPU capability,
+    the processor's name and which of a few instruction-set extensions it has. Two CPUs
+    with different kernels compute different bits (seen here: a 1-epoch alexnet-mini run
+    made on an earlier machine did not reproduce on an AVX-512/AMX Xeon, same torch build
+    and threads)."""
+    flags, model = set(), platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "model": model,
+            "isa": [f for f in _ISA if f in flags]}
 
 
 def weights_sha256(state: dict) -> str:
@@ -221,7 +248,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "val_loss": h.get("val_loss"), "val_top1": h["val_top1"], "val_top5": h["val_top5"],
         "train_seconds": round(sum(e["seconds"] for e in hist), 1), "eval_seconds": round(eval_seconds, 1),
         "seconds": round(sum(e["seconds"] for e in hist) + eval_seconds, 1),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_kind(),
         "weights_sha256": weights_sha256(ckpt["model"]),
         "weights_dtype": str(next(v.dtype for v in ckpt["model"].values() if v.is_floating_point())),
         "command": command or ckpt.get("config", {}).get("command", ""),
@@ -231,6 +258,45 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "history": hist,
     }
     return rec
+
+
+#: what :func:`reproduce` compares: the final weights, the per-epoch history (without its
+#: timings) and the centre-crop test numbers
+REPRODUCED = ("weights_sha256", "history", "test_top1_centre", "test_top5_centre")
+
+
+def reproduce(record: dict, out, *, data=None, progress: bool = False) -> dict:
+    """Re-train one record's run from scratch on the CPU, with the record's thread count (a
+    CPU run's bits may depend on it), into ``out``, and compare it with the record: for each
+    field of :data:`REPRODUCED`, ``(recorded, again)``; ``"identical"``: all agree. The 10-crop
+    numbers are not re-measured: they are a function of the same weights. Bits can only be
+    expected to agree with the same PyTorch build on the same kind of CPU: ``"cpu"`` is (the
+    record's :func:`cpu_kind`, this one's), ``"same_cpu"`` and ``"same_torch"`` say whether
+    they agree (a record made before records named their CPU counts as another CPU).
+    ``data``: as for :func:`run_one` (tests)."""
+    spec = Spec(record["preset"], record["seed"], record["overrides"])
+    if spec.name != record["name"]:
+        raise ValueError(f"the record's overrides name the run {spec.name!r}, not {record['name']!r}")
+    cfg = spec.config(device="cpu", snapshots=())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(record["threads"])
+    try:
+        train(cfg, Path(out), progress=progress, data=None if data is None else tuple(data[:2]))
+        ckpt = load_checkpoint(Path(out) / "last.pt")
+        model = model_from_checkpoint(ckpt)
+        test = _test_split(cfg, data)
+        torch.manual_seed(0)  # as run_one
+        centre = evaluate(model, test.images, test.labels, model.preprocess, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    timeless = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    again = {"weights_sha256": weights_sha256(ckpt["model"]), "history": timeless(ckpt["history"]),
+             "test_top1_centre": centre["top1"], "test_top5_centre": centre["top5"]}
+    pairs = {k: (timeless(record[k]) if k == "history" else record[k], again[k]) for k in REPRODUCED}
+    cpu = cpu_kind()
+    return {**pairs, "identical": all(a == b for a, b in pairs.values()),
+            "cpu": (record.get("cpu"), cpu), "same_cpu": record.get("cpu") == cpu,
+            "same_torch": record.get("torch") == torch.__version__}
 
 
 _WORKER: dict = {}
