@@ -306,9 +306,11 @@ def test_ship_results_joins_files_and_refuses_twins_and_dirty_trees(tmp_path):
     root = tmp_path / "repo"
     (root / "data").mkdir(parents=True)
     (root / "data" / "MANIFEST.json").write_text("{}")
-    a = results("a", [rec("zf", 0), rec("zf", 1)])
+    cpu = {"capability": "AVX512", "model": "x", "isa": ["avx2"]}
+    a = results("a", [dict(rec("zf", 0), cpu=cpu), dict(rec("zf", 1), cpu=cpu)])
     b = results("b", [rec("zf-long", 0)])
     entry = ship([a, b], "arch", "test", root=root)
+    assert entry["cpu"] == [cpu, "not recorded"]  # each kind once, in the order first seen
     shipped = root / "data" / "results" / "arch.json"
     got = experiments.load_results(shipped)
     assert [(r["name"], r["seed"]) for r in got] == [("zf", 0), ("zf", 1), ("zf-long", 0)]

@@ -7,7 +7,7 @@ Several results files (e.g. two ``compare`` commands with different recipes) are
 the order given; a run (name and seed) found twice is refused.
 
 The manifest entry lists every command, seed, run and code revision found in the records,
-the summed training and evaluation seconds, the sha256 and size, and the note (say there
+the threads, PyTorch builds and CPU kinds, the summed training and evaluation seconds, the sha256 and size, and the note (say there
 what the records cannot: the machine, what else ran beside it). A record made from a tree
 with uncommitted changes (``+dirty``) is refused: re-run it from a clean checkout.
 Both files are replaced atomically.
@@ -34,6 +34,15 @@ def _replace(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _distinct(values) -> list:
+    """The distinct values (dicts too), in the order first seen."""
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
 def ship(srcs, name: str, note: str, root: Path = ROOT) -> dict:
     srcs = [Path(s) for s in ([srcs] if isinstance(srcs, (str, Path)) else srcs)]
     records = [r for src in srcs for r in load_results(src)]
@@ -57,6 +66,7 @@ def ship(srcs, name: str, note: str, root: Path = ROOT) -> dict:
         "code_revision": sorted({r["code_revision"] for r in records}),
         "threads": sorted({r["threads"] for r in records}),
         "torch": sorted({r.get("torch", "not recorded") for r in records}),
+        "cpu": _distinct(r.get("cpu", "not recorded") for r in records),
         "wall_seconds": round(sum(r["train_seconds"] + r["eval_seconds"] for r in records), 1),
         "sha256": sha256(dst),
         "bytes": dst.stat().st_size,

@@ -21,8 +21,8 @@ between training runs.
 
 **Reproduces:** Table 3 (Section 4.2) of {cite:t}`zeiler2014`, at our scale.
 
-**Runtime:** about 40 s on a 2-core CPU. It trains one small variant for one epoch; the
-other runs come from shipped records, made by the command shown below."""),
+**Runtime:** about 60 s on a 2-core CPU. It trains one small variant for one epoch; the
+other runs come from shipped records, made by the commands shown below."""),
 colab_cell(),
 M("""## The experiment
 
@@ -55,10 +55,12 @@ torch.manual_seed(0)
 records = ablation.load_records()
 groups = ablation.by_variant(records)
 r0 = groups["baseline"][0]
-print(r0["command"])
+print(*sorted({r["command"] for rs in groups.values() for r in rs}), sep="\n")
+seeds = sorted({len(rs) for rs in groups.values()})
 print(f"{len(records)} records; the table's recipe: {r0['epochs']} epochs, "
       f"batch {r0['batch_size']}, lr {r0['lr']:g}, x0.1 after epoch "
-      f"{', '.join(map(str, r0['anneal']))}")"""),
+      f"{', '.join(map(str, r0['anneal']))}; seeds per variant: "
+      f"{'-'.join(map(str, (seeds[0], seeds[-1]))) if len(seeds) > 1 else seeds[0]}")"""),
 C("""rows = []
 for v, spec in models.VARIANTS.items():
     mini = models.build(f"zfnet-mini:{v}", 12)
@@ -73,33 +75,40 @@ table(rows, ["variant", "Table 3 row", "layers", "parameters", "MACs / image",
       "multiply-adds per 112-px image, and the parameters of the same variant "
       "of the full-size ZFNet (1,000 classes).",
       name="ablation-variants")"""),
-M("""Most of `zfnet-mini`'s parameters sit in fc6 and fc7, as in the paper's network, but
-most of its computation is in conv1 and conv2: conv3–conv5 work on a 6 × 6 grid. So the
-wide variants cost little more time than the baseline, and the shallow ones little less.
+tagged(C("""base = models.build("zfnet-mini", 12)
+rows_ = {r.name: r for r in models.layer_table(base)}
+fc = sum(rows_[n].params for n in ("fc6", "fc7")) / models.count_parameters(base)
+early = sum(rows_[n].macs for n in ("conv1", "conv2")) / models.macs(base)
+cost = {v: models.macs(models.build(f"zfnet-mini:{v}", 12)) / models.macs(base)
+        for v in models.VARIANTS}
+md(f"As in the paper's network, most of `zfnet-mini`'s parameters sit in fc6 and "
+   f"fc7 ({fc:.0%}), but most of its multiply-adds are in conv1 and conv2 "
+   f"({early:.0%}): conv3–conv5 work on a 6 × 6 grid. So removing layers saves "
+   f"little computation (the shallowest variant needs {cost['no-conv3-conv4-fc6-fc7']:.2f}× "
+   f"the baseline's multiply-adds), while widening conv3–conv5 costs "
+   f"{cost['conv-wide']:.2f}× them (with wide fc layers too, "
+   f"{cost['fc-wide-conv-wide']:.2f}×).")"""), "remove-input"),
+M("""### One variant, trained here
 
-### One variant, trained here
-
-Every record can be re-run: training on the CPU is deterministic for a given number of
-threads, which each record names. The cheapest shipped record is one epoch of the smallest
-variant; the next cell trains it again, with the record's threads, with
-[`experiments.run_one`](src:zfbook/experiments.py), the function `ablate` calls, and
-compares the final weights' sha256 and the test numbers with the record."""),
+Every record can be re-run: training on the CPU is deterministic for a given PyTorch build,
+number of threads and kind of CPU, which each record names. The cheapest shipped record is
+one epoch of the smallest variant; the next cell trains it again with
+[`experiments.reproduce`](src:zfbook/experiments.py), which uses the record's threads, and
+compares the final weights' sha256, the per-epoch history and the test numbers with the
+record. On another kind of CPU the kernels add in another order and the bits differ,
+though not the run: the cell says which case it is in."""),
 tagged(C("""import tempfile
 
 cheap = min(records, key=lambda r: (r["epochs"], r["params"]))
-spec = experiments.Spec(cheap["preset"], cheap["seed"], cheap["overrides"])
-threads = torch.get_num_threads()
-torch.set_num_threads(cheap["threads"])  # a CPU run's bits depend on it
-try:
-    with tempfile.TemporaryDirectory() as d:
-        again = experiments.run_one(spec, d, log=lambda s: None)
-finally:
-    torch.set_num_threads(threads)
-same = [k for k in ("weights_sha256", "train_loss", "test_top1_centre")
-        if again[k] == cheap[k]]
-print(f"{spec.name}, seed {spec.seed}: {len(same)} of 3 fields identical "
-      f"({', '.join(same)}); test top-1 {again['test_top1_centre']:.2f}% "
-      f"after {again['epochs']} epoch")"""), "nbval-ignore-output"),
+with tempfile.TemporaryDirectory() as d:
+    got = experiments.reproduce(cheap, d)
+same = [k for k in experiments.REPRODUCED if got[k][0] == got[k][1]]
+print(f"{cheap['name']}, seed {cheap['seed']}, {cheap['threads']} thread(s): "
+      f"{len(same)} of {len(experiments.REPRODUCED)} fields identical ({', '.join(same)})")
+print(f"test top-1: recorded {got['test_top1_centre'][0]:.2f}%, "
+      f"again {got['test_top1_centre'][1]:.2f}%")
+print("same kind of CPU as the record:", got["same_cpu"], "| same PyTorch:", got["same_torch"])"""),
+       "nbval-ignore-output"),
 M("""## Table 3 at our scale
 
 {numref}`ablation-table` gives each variant's errors (mean ± standard deviation over the
@@ -113,8 +122,8 @@ eff_train = ablation.effects(groups, "train")
 
 
 def pm(rs, key):
-    m, sd, _ = experiments.mean_sd(ablation.errors(r)[key] for r in rs)
-    return f"{m:.1f} ± {sd:.1f}"
+    m, sd, n = experiments.mean_sd(ablation.errors(r)[key] for r in rs)
+    return f"{m:.1f} ± {sd:.1f}" if n > 1 else f"{m:.1f}"
 
 
 rows = []
@@ -142,18 +151,26 @@ ablplot.error_vs_params(groups, paper_params)"""), "ablation-params",
     "Two scatter plots of error against parameters on a log axis, one colour per "
     "variant; in both the variant without conv3, conv4, fc6 and fc7 has the fewest "
     "parameters and the highest error."),
-tagged(C("""def says(v):
+tagged(C("""one_seed = min(e["n"] for e in eff.values()) < 2
+
+
+def says(v):
     e = eff[v]
     word = "more" if e["change"] > 0 else "less"
-    sig = "" if e["significant"] else ", within the spread of the seeds"
+    sig = ("" if e["significant"] or one_seed
+           else ", within the spread of the seeds")
     return (f"{abs(e['change']):.1f} points {word} error than the baseline "
             f"(paper: {e['paper_change']:+.1f}){sig}")
 
 
 both = eff["no-conv3-conv4-fc6-fc7"]["change"]
 parts = eff["no-fc6-fc7"]["change"] + eff["no-conv3-conv4"]["change"]
-depth = "holds" if both > max(parts, 0) and eff["no-conv3-conv4-fc6-fc7"][
-    "significant"] else "does not hold"
+if one_seed:
+    depth = "cannot be judged yet: some variants have one seed, and one seed has no spread"
+elif both > max(parts, 0) and eff["no-conv3-conv4-fc6-fc7"]["significant"]:
+    depth = "holds"
+else:
+    depth = "does not hold"
 md(f"Removing fc6 and fc7 gives {says('no-fc6-fc7')}; removing conv3 and "
    f"conv4 gives {says('no-conv3-conv4')}; removing all four gives "
    f"{says('no-conv3-conv4-fc6-fc7')}, against {parts:+.1f} for the two "
