@@ -185,6 +185,19 @@ def test_ablate_records_variants_resumes_and_refuses_bad_names(tmp_path, capsys)
         assert key in small, key
     ck = load_checkpoint(tmp_path / f"{small['name']}-seed0" / "last.pt")
     assert ck["preset"] == "zfnet-mini:no-conv3-conv4-fc6-fc7"
+    # started again with one more variant, interrupted in its epoch 2: the recorded runs are
+    # skipped and the interrupted one resumes to the record of an uninterrupted run
+    from zfbook.train import train
+    more = experiments.Spec("zfnet-mini:no-fc6-fc7", 0, dict(OVR))
+    cut = tmp_path / f"{more.name}-seed0"
+    train(more.config(device="cpu"), cut, data=data[:2], progress=False, stop_after_steps=3)
+    assert load_checkpoint(cut / "last.pt")["epoch"] == 1
+    logs = []
+    again = experiments.run_experiments(specs + [more], tmp_path, data=data, log=logs.append)
+    assert [line.endswith("recorded; skipped") for line in logs[:2]] == [True, True]
+    assert f"{more.name}-seed0: training epochs 2-2" in logs[2]
+    whole = experiments.run_one(more, tmp_path / "whole", data=data, log=lambda s: None)
+    assert again[-1]["variant"] == "no-fc6-fc7" and again[-1]["weights_sha256"] == whole["weights_sha256"]
     # the CLI: an unknown variant is one line naming the valid ones, exit 2, nothing written
     assert main(["ablate", "--variants", "baseline,no-fc9", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()

@@ -142,6 +142,22 @@ table(rows, ["variant", "seeds", "train top-1", "test top-1", "test top-5",
       "reference (ours: our baseline; the paper's removals: its Krizhevsky "
       "replication, its resizings: its Fig. 3 model).",
       name="ablation-table")"""),
+tagged(C("""import statistics
+
+per_epoch = {v: statistics.median(h["seconds"] for r in rs for h in r["history"])
+             for v, rs in groups.items()}
+runs = [r for rs in groups.values() for r in rs]
+hours = sum(r["train_seconds"] + r["eval_seconds"] for r in runs) / 3600
+expected = sum(per_epoch[r["variant"]] * r["epochs"] + r["eval_seconds"]
+               for r in runs) / 3600
+shared = (f" ({hours - expected:.1f} h more than their median epochs predict: "
+          f"other work shared the CPU for part of it)" if hours > 1.1 * expected else "")
+md(f"**Cost.** A variant's median epoch took {min(per_epoch.values()):.0f} s "
+   f"({min(per_epoch, key=per_epoch.get)}) to {max(per_epoch.values()):.0f} s "
+   f"({max(per_epoch, key=per_epoch.get)}) on the 2-core CPU with "
+   f"{'/'.join(str(t) for t in sorted({r['threads'] for r in runs}))} threads; "
+   f"the {len(runs)} runs took {hours:.1f} h of training and evaluation in all{shared}.")"""),
+       "remove-input"),
 fig(C("""paper_params = {v: models.count_parameters(models.build(f"zfnet:{v}", 1000))
                 for v in groups}
 ablplot.error_vs_params(groups, paper_params)"""), "ablation-params",
