@@ -225,6 +225,9 @@ def test_ablation_effects_are_changes_from_each_blocks_reference():
     assert eff["no-fc6-fc7"]["paper_change"] == pytest.approx(44.8 - 40.5)  # vs the replication
     assert eff["conv-wide"]["paper_change"] == pytest.approx(37.5 - 38.4)   # vs Fig. 3's model
     assert experiments.mean_sd([1, 2, 3]) == (2.0, 1.0, 3)
+    # one run has no spread: a change from it is never marked, however large
+    one = ablation.effects(ablation.by_variant(recs + [rec("fc-wide", 0, 50)]))["fc-wide"]
+    assert one["n"] == 1 and one["change"] == pytest.approx(42.0) and not one["significant"]
 
 
 def test_plateaued_reads_the_epochs_after_the_last_anneal():

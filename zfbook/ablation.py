@@ -71,7 +71,8 @@ def errors(r: dict) -> dict:
 def effects(groups: dict[str, list[dict]], key: str = "test") -> dict[str, dict]:
     """Per variant: the change of error (points) from our baseline (mean over seeds, with its
     standard error from both groups' seed spreads) beside the paper's change from its
-    block's reference. ``significant``: the change is more than twice its standard error."""
+    block's reference. ``significant``: both groups have at least two runs (one run has no
+    spread) and the change is more than twice its standard error."""
     base = [errors(r)[key] for r in groups["baseline"]]
     bm, bsd, _ = experiments.mean_sd(base)
     col = {"train": 0, "test": 1, "test5": 2, "test10crop": 1}[key]
@@ -83,7 +84,8 @@ def effects(groups: dict[str, list[dict]], key: str = "test") -> dict[str, dict]
                        + (bsd ** 2 if len(base) > 1 else 0) / len(base))
         paper = PAPER_TABLE3[v][col] - PAPER_REFERENCE[_reference(v)][col]
         out[v] = {"mean": m, "sd": sd, "n": len(vals), "change": m - bm, "se": se,
-                  "significant": v != "baseline" and se > 0 and abs(m - bm) > 2 * se,
+                  "significant": (v != "baseline" and len(vals) > 1 and len(base) > 1
+                                and abs(m - bm) > 2 * se),
                   "paper": PAPER_TABLE3[v][col], "paper_change": paper,
                   "paper_reference": _reference(v)}
     return out
