@@ -16,10 +16,10 @@ import zfbook.transfer as T
 from zfbook.checkpoint import FORMAT, save_atomic
 from zfbook.cli import main
 from zfbook.experiments import cpu_kind
+from zfbook.models import build
 
 #: how far (points of top-1) a shipped record may be from its re-run on another kind of CPU
 CLOSE_POINTS = 3.0
-from zfbook.models import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "results" / "transfer.json"
