@@ -81,7 +81,7 @@ test: setup
 	@echo "== nbval over every chapter in _toc.yml"
 	@start=$$SECONDS; chapters=$$($(PY) tools/chapters.py); \
 	  echo "$(PY) -m pytest $(XDIST) --nbval ..." $$chapters; \
-	  $(PARALLEL) $(PY) -m pytest $(XDIST) -p tools.nbval_durations --nbval --nbval-current-env \
+	  $(PARALLEL) $(PY) -m pytest $(XDIST) -p tools.nbval_durations -p tools.nbval_floats --nbval --nbval-current-env \
 	  --nbval-sanitize-with $(SANITIZE) --nbval-cell-timeout=600 $$chapters; \
 	  rc=$$?; echo "== nbval took $$((SECONDS - start)) s"; exit $$rc
 
