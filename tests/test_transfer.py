@@ -318,7 +318,10 @@ def test_shipped_frozen_records_reproduce():
     for rec in recs:
         tr, te = ts.split(rec["shots"], rec["draw"], rec["seed"])
         res = T.frozen_arm(f[tr], y[tr], f[te], y[te], rec["seed"])
-        assert res.top1 == rec["top1"], rec["shots"]
+        if res.top1 != rec["top1"]:  # the same float, or another kind of CPU (see above);
+            # seen on an AMD EPYC (AVX-512): 63.5% against the recorded 63.0% at 30 shots
+            assert rec.get("cpu") != cpu_kind(), rec["shots"]
+            assert abs(res.top1 - rec["top1"]) <= CLOSE_POINTS, rec["shots"]
 
 
 @pytest.mark.slow
