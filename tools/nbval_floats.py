@@ -1,4 +1,4 @@
-"""pytest plugin: nbval compares full-precision floats to 5 significant digits
+"""pytest plugin: nbval compares full-precision floats to a relative 1e-4
 (`-p tools.nbval_floats`).
 
 A glue record (`application/papermill.record/text/plain`) or a bare repr holds every digit
