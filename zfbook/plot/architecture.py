@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import mosaic, projection_rgb
+from .images import mosaic, projection_rgb
 
 __all__ = ["filters_pair", "projections_pair", "spectra", "shift_curves", "seeds", "curves",
            "NET_COLOURS"]

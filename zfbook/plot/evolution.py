@@ -1,12 +1,11 @@
 """Figures of the feature-evolution chapter (Fig. 4): the projection grid and the per-layer
 convergence curves. Projections are contrast-normalised one by one, grey is zero (as in
-:mod:`zfbook.plot`)."""
+:mod:`zfbook.plot.images`)."""
 from __future__ import annotations
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from . import projection_rgb
+from .images import projection_rgb
 
 __all__ = ["fig4", "convergence", "strongest_view", "LAYER_COLOURS"]
 

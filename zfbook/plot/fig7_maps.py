@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import class_map, placement_map, square_outline
+from .occlusion import class_map, placement_map, square_outline
 from ..occlusion import drop_map
 
 __all__ = ["activity_map", "probability_map", "top_class_map", "overlay"]

@@ -29,7 +29,7 @@ def abs_map(m) -> np.ndarray:
 def _image(x, preprocess):
     if preprocess is not None:
         return preprocess.display(x)
-    from . import image_rgb
+    from .images import image_rgb
     return image_rgb(x)
 
 
