@@ -26,6 +26,10 @@ SANITIZE  := tests/nbval_sanitize.cfg
 # process. `make test XDIST=` runs them one after another.
 XDIST     ?= -n auto --dist loadfile
 PARALLEL  := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# The book is executed and checked as if offline, online or not: cells that need downloaded
+# weights (book/photos.ipynb) print one line instead (zfbook.sources.OFFLINE_ENV), so that
+# the pages and nbval do not depend on the network. `make book ZFBOOK_OFFLINE=` runs them.
+export ZFBOOK_OFFLINE ?= 1
 # `make book` executes into jupyter-book's cache; `make html` and `make test` build from the
 # outputs committed in the notebooks (which nbval checks against a fresh execution).
 HTML_CONFIG := _build/_config.committed-outputs.yml

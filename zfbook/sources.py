@@ -20,6 +20,10 @@ the classifier: AlexNet, VGG, ResNet, MobileNet, EfficientNet, …) is rebuilt a
 deconvnet (:mod:`zfbook.deconv`) reads the model itself and refuses, naming the module,
 architectures it cannot invert (BatchNorm, residual additions); occlusion has no such limit.
 
+:func:`pretrained_weights_available` says, without waiting on the network, whether a
+torchvision model's weights can be had (in torch.hub's cache, or their server answers within
+seconds); :func:`weights_skip_message` is the one line a notebook prints instead when not.
+
 :func:`read_images` reads a folder of JPEG/PNG files (grayscale, palette and RGBA images
 are converted to RGB, transparency over white); a file that cannot be decoded is skipped
 with one warning line, and a folder with no readable image is refused.
@@ -28,7 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import socket
 import sys
+import threading
+import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +45,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, manifest, model_from_checkpoint, pretrained
+from .checkpoint import load_checkpoint, manifest, model_from_checkpoint, parse_shipped_name, pretrained
 from .models import ConvNet, LAYERS
 
 __all__ = ["Source", "load_model", "read_images", "IMAGE_SUFFIXES", "Normalize", "as_chain",
-           "shipped_names"]
+           "shipped_names", "pretrained_weights_available", "weights_skip_message", "weights_file",
+           "OFFLINE_ENV"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -121,7 +130,7 @@ class Source:
 
 def shipped_names() -> list[str]:
     """The shipped models (``data/MANIFEST.json``), without their snapshots."""
-    return sorted(k[:-3] for k in manifest() if k.endswith(".pt") and "-epoch" not in k)
+    return sorted(model for model, epoch in filter(None, map(parse_shipped_name, manifest())) if epoch is None)
 
 
 def _usage(model: str) -> str:
@@ -155,17 +164,8 @@ def load_model(spec: str, weights: str | None = None, *, seed: int = 0) -> Sourc
 
 def _torchvision(name: str, weights: str | None, seed: int) -> Source:
     import torchvision.models as tvm
-    valid = tvm.list_models(module=tvm)
-    if name not in valid:
-        raise ValueError(f"unknown torchvision classifier {name!r}; valid names are: {', '.join(valid)}")
-    w = None
-    if weights is not None:
-        enum = tvm.get_model_weights(name)
-        choices = ["DEFAULT"] + [m.name for m in enum]
-        if weights not in choices:
-            raise ValueError(f"unknown weights {weights!r} for torchvision:{name}; valid weights "
-                             f"are: {', '.join(choices)}")
-        w = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+    _check_classifier(name)
+    w = None if weights is None else _weights(name, weights)
     if w is None:
         torch.manual_seed(seed)
         model = tvm.get_model(name, weights=None)
@@ -173,7 +173,8 @@ def _torchvision(name: str, weights: str | None, seed: int) -> Source:
     else:
         model = tvm.get_model(name, weights=None)
         try:  # torch.hub prints a "Downloading" line even when it fails: keep it quiet
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                    _socket_timeout(DOWNLOAD_TIMEOUT):  # a stalled download fails, not hangs
                 state = w.get_state_dict(progress=False, check_hash=True)
         except Exception as e:  # URLError, hash mismatch, a damaged cache file, ...
             reason = getattr(e, "reason", None) or e
@@ -194,6 +195,95 @@ def _torchvision(name: str, weights: str | None, seed: int) -> Source:
     convs = _rectified_convs(model)
     return Source(model, transform, f"torchvision:{name}", classes, layers, convs,
                   _probe(model, transform.crop) if ok else None, ok)
+
+
+# ----------------------------------------------------------------- pretrained weights
+#: set this environment variable (to anything but empty) and
+#: :func:`pretrained_weights_available` says no without looking: the book is executed and
+#: checked this way (the Makefile sets it), so that its pages do not depend on the network
+OFFLINE_ENV = "ZFBOOK_OFFLINE"
+#: seconds a weights download may wait on the network before it fails
+DOWNLOAD_TIMEOUT = 60.0
+
+
+def _check_classifier(name: str) -> None:
+    import torchvision.models as tvm
+    valid = tvm.list_models(module=tvm)
+    if name not in valid:
+        raise ValueError(f"unknown torchvision classifier {name!r}; valid names are: {', '.join(valid)}")
+
+
+def _weights(name: str, weights: str = "DEFAULT"):
+    """torchvision:``name``'s weights enum member ``weights`` (``DEFAULT`` or a member name)."""
+    import torchvision.models as tvm
+    _check_classifier(name)
+    enum = tvm.get_model_weights(name)
+    choices = ["DEFAULT"] + [m.name for m in enum]
+    if weights not in choices:
+        raise ValueError(f"unknown weights {weights!r} for torchvision:{name}; valid weights "
+                         f"are: {', '.join(choices)}")
+    return enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+
+
+def weights_file(name: str, weights: str = "DEFAULT") -> Path:
+    """Where torch.hub keeps torchvision:``name``'s ``weights`` once downloaded
+    (``$TORCH_HOME/hub/checkpoints/FILE``), whether or not they are there."""
+    url = _weights(name, weights).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
+def _answers(url: str, timeout: float) -> bool:
+    """Whether the server of ``url`` answers a HEAD request within ``timeout`` seconds. The
+    request runs in a daemon thread that is waited for ``timeout`` seconds at most, so a name
+    lookup that hangs (which no socket timeout bounds) cannot hold the caller longer."""
+    answer = []
+
+    def ask():
+        try:
+            request = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                answer.append(response.status < 400)
+        except Exception:  # no network, no name resolution, refused, HTTP error, ...
+            answer.append(False)
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(timeout)
+    return bool(answer) and answer[0]
+
+
+def pretrained_weights_available(name: str = "alexnet", weights: str = "DEFAULT", *,
+                                 timeout: float = 3.0) -> bool:
+    """Whether ``load_model(f"torchvision:{name}", weights)`` can get its weights: they are in
+    torch.hub's cache (:func:`weights_file`), or their server answers within ``timeout``
+    seconds. Always False when the environment variable :data:`OFFLINE_ENV` is set."""
+    w = _weights(name, weights)  # an unknown name or weights fails here, offline or not
+    if os.environ.get(OFFLINE_ENV):
+        return False
+    if weights_file(name, weights).is_file():
+        return True
+    return _answers(w.url, timeout)
+
+
+def weights_skip_message(name: str = "alexnet", weights: str = "DEFAULT") -> str:
+    """The one line a notebook cell prints instead of running when the weights are not at
+    hand, e.g. "Skipped: needs the internet to download AlexNet's weights (233 MB); on Colab
+    this cell runs." """
+    w = _weights(name, weights)
+    label = type(w).__name__.removesuffix("_Weights")
+    size = w.meta.get("_file_size")
+    size = f" ({size:.0f} MB)" if size else ""
+    return f"Skipped: needs the internet to download {label}'s weights{size}; on Colab this cell runs."
 
 
 def as_chain(model: nn.Module, size: int = 224) -> nn.Sequential | None:
@@ -275,16 +365,23 @@ def image_files(folder) -> list[Path]:
 def open_image(path):
     """One image file as an RGB PIL image (raises ``OSError`` if it cannot be decoded)."""
     from PIL import Image, UnidentifiedImageError
+    from .data.real import check_image_size
     try:
         with Image.open(path) as im:
-            im.load()
-            return _to_rgb(im)
+            try:
+                check_image_size(im.size)  # from the header, before any pixel is decoded
+            except ValueError as e:
+                refused = e
+            else:
+                im.load()
+                return _to_rgb(im)
     except UnidentifiedImageError:
         raise OSError(f"{path}: not an image PIL can decode") from None
     except (SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise OSError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     except OSError as e:
         raise OSError(f"{path}: not a readable image ({e})") from None
+    raise OSError(f"{path}: {refused}")
 
 
 def read_images(folder, transform, *, limit: int | None = None, progress: bool = True,
