@@ -277,13 +277,13 @@ def pretrained_weights_available(name: str = "alexnet", weights: str = "DEFAULT"
 
 def weights_skip_message(name: str = "alexnet", weights: str = "DEFAULT") -> str:
     """The one line a notebook cell prints instead of running when the weights are not at
-    hand, e.g. "Skipped: needs the internet to download AlexNet's weights (233 MB); on Colab
-    this cell runs." """
+    hand, e.g. "Skipped: needs the internet for AlexNet's weights (233 MB); runs on Colab."
+    (short enough for a notebook's 79-character column)"""
     w = _weights(name, weights)
     label = type(w).__name__.removesuffix("_Weights")
     size = w.meta.get("_file_size")
     size = f" ({size:.0f} MB)" if size else ""
-    return f"Skipped: needs the internet to download {label}'s weights{size}; on Colab this cell runs."
+    return f"Skipped: needs the internet for {label}'s weights{size}; runs on Colab."
 
 
 def as_chain(model: nn.Module, size: int = 224) -> nn.Sequential | None:
