@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from . import world as _world
+
 __all__ = ["CLASSES", "TRANSFER_CLASSES", "KEYPOINTS", "SPLITS", "FAMILIES", "SIZE",
            "EmbeddedDataset", "embedded", "render", "aligned", "cache_dir"]
 
@@ -39,13 +41,17 @@ CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "crescent", 
 TRANSFER_CLASSES = ("pentagon", "rhombus", "ellipse", "letter-L", "letter-T", "hourglass",
                     "semicircle", "trapezoid", "frame", "chevron")
 KEYPOINTS = ("left_eye", "right_eye", "nose")
-FAMILIES = {"main": CLASSES, "transfer": TRANSFER_CLASSES}
+FAMILIES = {"main": CLASSES, "transfer": TRANSFER_CLASSES,
+            # the parts world (zfbook.data.world), behind its own names until it replaces main
+            "parts": _world.CLASSES, "parts-transfer": _world.TRANSFER_CLASSES}
 #: images per class in each split
 SPLITS = {
     "main": {"train": 800, "val": 100, "test": 200},
     "transfer": {"train": 60, "test": 40},
+    "parts": {"train": 700, "val": 100, "test": 150},
+    "parts-transfer": {"train": 60, "val": 20, "test": 60},
 }
-_FAMILY_ID = {"main": 0, "transfer": 1}
+_FAMILY_ID = {"main": 0, "transfer": 1, "parts": 2, "parts-transfer": 3}
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2, "aligned": 3}
 _FORMAT = 2  # bump when the renderer changes: invalidates caches
 
@@ -310,9 +316,10 @@ def _boxes(masks: torch.Tensor) -> torch.Tensor:
 def _render_range(family, split, seed, start, stop):
     classes = FAMILIES[family]
     out = []
+    draw = _world.render if family.startswith("parts") else render
     for i in range(start, stop):
         rng = np.random.default_rng([seed, _FAMILY_ID[family], _SPLIT_ID[split], i])
-        out.append(render(classes[i % len(classes)], rng))
+        out.append(draw(classes[i % len(classes)], rng))
     return out
 
 
@@ -351,18 +358,24 @@ def embedded(split: str = "train", family: str = "main", seed: int = 0, *, per_c
     _check("family", family, FAMILIES)
     _check("split", split, SPLITS[family])
     per_class = per_class or SPLITS[family][split]
-    path = cache_dir() / f"embedded-v{_FORMAT}-{family}-{split}-s{seed}-n{per_class}.pt"
+    version = _world.VERSION if family.startswith("parts") else _FORMAT
+    path = cache_dir() / f"embedded-v{version}-{family}-{split}-s{seed}-n{per_class}.pt"
     tensors = None
     if cache and path.exists():
         try:
             d = torch.load(path, weights_only=True)
-            tensors = d["images"], d["labels"], d["masks"], d["keypoints"]
+            masks = d["masks"]
+            if masks.dtype == torch.uint8:   # packed 8 pixels a byte
+                masks = torch.from_numpy(np.unpackbits(masks.numpy(), axis=-1).astype(bool))
+            tensors = d["images"], d["labels"], masks, d["keypoints"]
         except Exception:
             tensors = None  # a damaged cache is regenerated
     if tensors is None:
         tensors = _generate(family, split, seed, per_class)
         if cache:
-            _write_cache(path, dict(zip(("images", "labels", "masks", "keypoints"), tensors)))
+            blob = dict(zip(("images", "labels", "masks", "keypoints"), tensors))
+            blob["masks"] = torch.from_numpy(np.packbits(blob["masks"].numpy(), axis=-1))
+            _write_cache(path, blob)
     return EmbeddedDataset(*tensors, FAMILIES[family], family, split, seed)
 
 
