@@ -105,10 +105,23 @@ def _replace_atomic(path: Path, write) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
+        if _interrupted(e):  # Ctrl-C inside torch.save surfaces as the zip writer's error
+            raise KeyboardInterrupt from None
         raise _write_error(path, e) from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _interrupted(err: BaseException) -> bool:
+    """Whether ``err`` was raised while a KeyboardInterrupt was being handled."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__context__
+    return False
 
 
 def save_atomic(obj, path) -> None:

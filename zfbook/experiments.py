@@ -31,7 +31,9 @@ Semantics:
   so an interrupted experiment loses at most the run in progress, which resumes.
 
 Refuses: unknown presets or Config fields (one line naming the valid ones), a folder or
-record from another configuration.
+record from another configuration, a ``results.json`` it did not write, and an ``OUT`` that
+is not the command's own or that another command holds (:mod:`zfbook.outputs`: the runner
+holds ``OUT`` with a lock file while it runs; each run holds its own folder).
 """
 from __future__ import annotations
 
@@ -164,22 +166,29 @@ def weights_sha256(state: dict) -> str:
 
 # ----------------------------------------------------------------------------- results file
 def load_results(path) -> list[dict]:
-    """The records of a results file (``[]`` when it does not exist)."""
+    """The records of a results file (``[]`` when it does not exist); a file that is not
+    one (not JSON, another format, records without a name and seed) is refused in one line
+    that names it, so nothing is ever appended to it."""
     path = Path(path)
     if not path.is_file():
         return []
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-        raise ValueError(f"{path} is not a zfbook results file (expected format {RESULTS_FORMAT!r})")
-    return list(data["records"])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a zfbook results file (not valid JSON: {type(e).__name__}); "
+                         "move it away or choose another --out") from None
+    records = data.get("records") if isinstance(data, dict) and data.get("format") == RESULTS_FORMAT else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "name" in r and "seed" in r
+                                                for r in records):
+        raise ValueError(f"{path} is not a zfbook results file (expected format {RESULTS_FORMAT!r} with "
+                         "records of runs); move it away or choose another --out")
+    return list(records)
 
 
 def _write_results(path, records) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"format": RESULTS_FORMAT, "records": records}, indent=1) + "\n")
-    os.replace(tmp, path)
+    """``results.json`` rewritten atomically (a temporary file, fsync, rename)."""
+    from .checkpoint import write_text_atomic
+    write_text_atomic(path, json.dumps({"format": RESULTS_FORMAT, "records": records}, indent=1) + "\n")
 
 
 def _matches(config: dict, cfg: Config) -> list[str]:
@@ -318,13 +327,21 @@ def run_experiments(specs, out, *, command: str = "", device: str = "cpu", snaps
     ``out/results.json`` as it finishes. Returns all the file's records. ``jobs`` > 1: the
     runs in that many processes, the cores shared among them (:mod:`zfbook.parallel`; each
     record names its ``threads``), the most expensive first."""
+    from . import outputs
     from .parallel import check_jobs, run_parallel
     check_jobs(jobs)
-    out = Path(out)
+    out = outputs.check_place(out)
     path = out / "results.json"
     specs = list(specs)
     for spec in specs:  # refuse bad names before any training
         spec.config(device=device)
+    load_results(path)  # refuse a file that is not ours before anything is made
+    with outputs.held(out, outputs.verb_of(command, "experiment"), command, temporary=["results.json"]):
+        return _run_specs(specs, out, path, command=command, device=device, snapshots=snapshots, data=data,
+                          progress=progress, log=log, jobs=jobs, run_parallel=run_parallel)
+
+
+def _run_specs(specs, out, path, *, command, device, snapshots, data, progress, log, jobs, run_parallel):
     todo = []
     records = load_results(path)
     for spec in specs:

@@ -14,8 +14,11 @@ record says how many threads made it.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator
 
@@ -44,29 +47,96 @@ def threads_per_job(jobs: int) -> int:
     return max(1, cores() // check_jobs(jobs))
 
 
-def _init(threads: int, initializer, initargs) -> None:
+_STOP = None   # in a worker: the parent's "start nothing more" event
+
+
+def _init(threads: int, stop, initializer, initargs) -> None:
+    global _STOP
+    _STOP = stop
     torch.set_num_threads(threads)
     if initializer is not None:
         initializer(*initargs)
+
+
+def _call(fn, item):
+    """``fn(item)`` in a worker, which takes Ctrl-C only while it runs one: a worker that
+    starts, waits or has just finished ignores it (and so never dies with a traceback, nor
+    leaves the pool half broken). Ctrl-C comes back as a plain KeyboardInterrupt; a call the
+    parent has stopped before it began does not run."""
+    if _STOP is not None and _STOP.is_set():
+        raise KeyboardInterrupt("not started")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return fn(item)
+    except KeyboardInterrupt as e:
+        raise KeyboardInterrupt(str(e)) from None  # e.g. train's Interrupted does not unpickle
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Processes started in this block begin with Ctrl-C ignored (``SIG_IGN`` survives exec):
+    a worker still importing torch is not killed by it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def run_parallel(fn: Callable, items: Iterable, jobs: int, *, initializer: Callable | None = None,
                  initargs: tuple = ()) -> Iterator[tuple]:
     """Yield ``(item, fn(item))`` as each finishes, ``fn`` running in ``jobs`` spawned processes
     (``fn``, the items and ``initializer(*initargs)``, run once per process, must be picklable).
-    Items are started in the given order: put the longest first. An exception in one run, or
-    Ctrl-C, cancels the runs not yet started and is raised here once the running ones end."""
-    items = list(items)
+    Items are started in the given order, one as another ends: put the longest first.
+
+    An exception in one run stops starting new ones and is raised here once the running ones
+    end. Ctrl-C reaches the running ones (a run of :func:`zfbook.train.train` stops at once,
+    keeping its last finished epoch) and is raised here once they have stopped; no other run
+    starts, and the pool is shut down cleanly (no worker left behind, no leaked semaphores)."""
+    todo = iter(list(items))
+    jobs = check_jobs(jobs)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(check_jobs(jobs), max(1, len(items))), mp_context=ctx,
-                             initializer=_init, initargs=(threads_per_job(jobs), initializer, initargs)) as ex:
-        pending = {ex.submit(fn, item): item for item in items}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    item = pending.pop(f)
-                    yield item, f.result()
-        finally:
-            for f in pending:
-                f.cancel()
+    stop = ctx.Event()
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init,
+                             initargs=(threads_per_job(jobs), stop, initializer, initargs))
+    running: dict = {}
+
+    def start() -> None:
+        for item in todo:
+            with _workers_ignore_ctrl_c():
+                running[ex.submit(_call, fn, item)] = item
+            if len(running) >= jobs:
+                return
+
+    try:
+        start()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                item = running.pop(f)
+                result = f.result()
+                yield item, result
+            start()
+    except BaseException:
+        todo = iter(())
+        stop.set()
+        for p in list((getattr(ex, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if running and p.is_alive():  # only the parent may have seen Ctrl-C
+                    os.kill(p.pid, signal.SIGINT)
+        _shutdown(ex)
+        raise
+    _shutdown(ex)
+
+
+def _shutdown(ex) -> None:
+    """Wait for the running calls, then for the processes: a Ctrl-C meanwhile is held back
+    until the pool is down."""
+    from .checkpoint import deferred_interrupts
+    with deferred_interrupts():
+        ex.shutdown(wait=True, cancel_futures=True)

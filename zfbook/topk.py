@@ -14,8 +14,6 @@ each rank's shard): the result is exactly the search over all of them.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -255,15 +253,8 @@ def save(results, path) -> None:
     items = [results] if isinstance(results, TopK) else list(results.values())
     blob = {"format": _FORMAT, "single": isinstance(results, TopK),
             "layers": {t.layer: t.to_dict() for t in items}}
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)  # write, then rename: never a half-written file
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from .checkpoint import save_atomic
+    save_atomic(blob, path)  # a temporary file, fsync, rename: never a half-written file
 
 
 def load(path):

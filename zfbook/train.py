@@ -12,9 +12,12 @@ of DataLoader workers (a real dataset's order in epoch *e* comes from its own ge
 with (seed, *e*), so neither workers nor a restart change it; the random crops and flips come
 from the run's generator, saved in every checkpoint).
 
-The run folder is protected: a new run refuses a folder that is not empty (``force=True``
-removes the old run's files first, and only those), ``resume=True`` refuses a checkpoint of
-a different run (preset, dataset, data root and classes, seeds, recipe; ``force=True``
+The run folder is protected (:mod:`zfbook.outputs`): it is never the current folder, the
+repository, ``data/`` or the data root; a run holds it with a lock file for its whole
+length, so a second run into it is refused; a new run refuses a folder that is not empty
+(``force=True`` removes the old run's files first, and only those); temporary files of a
+killed run are removed, also on ``resume``; ``resume=True`` refuses a checkpoint of a
+different run (preset, dataset, data root and classes, seeds, recipe; ``force=True``
 continues anyway), and every number is checked before any data is read. Ctrl-C raises
 :class:`Interrupted`, which says where the run stopped and where ``resume`` continues.
 
@@ -36,7 +39,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -45,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import distributed, models
+from . import distributed, models, outputs
 from .checkpoint import (FORMAT, CheckpointError, deferred_interrupts, load_checkpoint, load_state,
                          save_atomic, write_text_atomic)
 from .checks import integer, number
@@ -196,8 +198,11 @@ def _snapshot_files(out: Path) -> list[Path]:
 
 
 def _leftovers(out: Path) -> list[Path]:
-    """Temporary files of an interrupted write (``.last.pt.tmp123``, ``.history.json.tmp``)."""
-    return sorted(p for p in out.glob(".*.tmp*") if p.name.startswith((".last.pt", ".history.json")))
+    """Temporary files of a write that a killed run left (``.last.pt.tmp123``,
+    ``snapshots/.epoch5.pt.tmp123``: the process 123 no longer runs)."""
+    snaps = out / "snapshots"
+    return outputs.leftovers(out, RUN_FILES) + [p for p in outputs.leftovers(snaps)
+                                                if p.name.startswith(".epoch") and p.is_file()]
 
 
 def _is_history(path: Path) -> bool:
@@ -245,14 +250,15 @@ def check_run_folder(out, *, resume: bool = False, force: bool = False) -> list[
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+        raise ValueError(f"--out {out} is a file; --out takes a folder")
     leftovers = _leftovers(out) if out.is_dir() else []
-    entries = sorted(set(out.iterdir()) - set(leftovers)) if out.is_dir() else []
+    entries = sorted(p for p in out.iterdir() if p not in leftovers and p.name != outputs.LOCK) \
+        if out.is_dir() else []
     if not entries or (resume and (out / "last.pt").exists()):
-        return [] if resume else leftovers  # a new run clears an interrupted write's temporary files
+        return leftovers  # a new or resumed run clears the temporary files of a killed one
     run = [out / n for n in RUN_FILES if (out / n).exists()] + _snapshot_files(out)
     if resume and not run:
-        return []  # only other files: nothing to resume, nothing of ours to overwrite
+        return leftovers  # only other files: nothing to resume, nothing of ours to overwrite
     if not force:
         what = _describe(out, run or entries)
         if resume:
@@ -265,35 +271,15 @@ def check_run_folder(out, *, resume: bool = False, force: bool = False) -> list[
     return _run_files(out)
 
 
-def _prepare_folder(out: Path):
-    """Create ``out`` if needed and check that files can be written in it, before any work.
-    Returns the top-most folder this created (to remove again if the run writes nothing)."""
-    top = None
-    for p in [out, *out.parents]:
-        if p.exists():
-            break
-        top = p
+def _hold(out: Path, command: str):
+    """Create ``out`` and hold it (:class:`zfbook.outputs.FolderLock`) for the run: (the
+    top-most folder this created, the lock)."""
+    created = outputs.make_folder(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as e:
-        _remove_empty(out, top)
-        raise OSError(e.errno, f"--out {out} is not writable: {e.strerror or e}") from None
-    return top
-
-
-def _remove_empty(out: Path, top) -> None:
-    """Remove ``out`` and its parents up to ``top`` (folders this run created) if empty."""
-    if top is None:
-        return
-    for p in [out, *out.parents]:
-        try:
-            p.rmdir()
-        except OSError:
-            return
-        if p == top:
-            return
+        return created, outputs.FolderLock(out, "train", command).acquire()
+    except BaseException:
+        outputs.remove_if_empty(out, created)
+        raise
 
 
 def _clear(out: Path, files: list[Path]) -> None:
@@ -585,6 +571,7 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
     dataset. ``stop_after_steps`` ends the run early (tests). Ctrl-C raises :class:`Interrupted`.
     """
     out = Path(out)
+    outputs.check_place(out, inputs=[("--data-root", cfg.data_root)])
     device = resolve_device(cfg.device)
     w = distributed.world()
     if w.size > 1:
@@ -594,29 +581,42 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
         if device.type == "cuda":
             device = torch.device("cuda", w.local_rank)
         w = distributed.init(device)
-    old_files = check_run_folder(out, resume=resume, force=force)
-    last = out / "last.pt"
-    ckpt = None
-    if resume and last.exists():
-        ckpt = load_checkpoint(last, map_location=device)
-        _refuse_other_run(last, _config_diffs(ckpt, cfg) + _world_diffs(ckpt, cfg, w.size), force)
-    elif resume and not old_files and w.main:
-        print(f"no checkpoint at {last}; starting from scratch", flush=True)
-    if w.size > 1:  # every rank has checked the folder before rank 0 changes it
-        torch.distributed.barrier()
-    created = _prepare_folder(out) if w.main else None
-    start_epoch = ckpt["epoch"] + 1 if ckpt else 1
+    # rank 0 creates and holds the folder before any rank looks into it
+    created, lock = outputs.on_main(lambda: _hold(out, cfg.command)) or (None, None)
+    start_epoch = 1
     try:
+        old_files = check_run_folder(out, resume=resume, force=force)
+        last = out / "last.pt"
+        ckpt = None
+        if resume and last.exists():
+            ckpt = load_checkpoint(last, map_location=device)
+            _refuse_other_run(last, _config_diffs(ckpt, cfg) + _world_diffs(ckpt, cfg, w.size), force)
+        elif resume and w.main and not [f for f in old_files if not f.name.startswith(".")]:
+            print(f"no checkpoint at {last}; starting from scratch", flush=True)
+        if w.size > 1:  # every rank has checked the folder before rank 0 changes it
+            torch.distributed.barrier()
+        start_epoch = ckpt["epoch"] + 1 if ckpt else 1
         return _run(cfg, out, device, ckpt, old_files if w.main else [], force, progress and w.main, data,
                     stop_after_steps, w)
     except KeyboardInterrupt as e:
-        _remove_empty(out, created)
+        _let_go(out, created, lock)
         if isinstance(e, Interrupted):
             raise
         raise Interrupted(None, None, start_epoch, out) from None
     except BaseException:
-        _remove_empty(out, created)
+        _let_go(out, created, lock)
         raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _let_go(out: Path, created, lock) -> None:
+    """After a failed or interrupted run: release the folder, and remove it if this run
+    created it and wrote nothing."""
+    if lock is not None:
+        lock.release()
+    outputs.remove_if_empty(out, created)
 
 
 def _world_diffs(ckpt: dict, cfg: "Config", size: int) -> list[str]:

@@ -36,8 +36,8 @@ per-class accuracy in percent.
 
 **Records** (:class:`Records`): ``results.json`` is a list of records, one per line,
 written atomically after each one; a run started again skips the records it already has
-and refuses records of another checkpoint, dataset, seed or recipe unless told to replace
-them. Training on the CPU is deterministic, so a record re-run reproduces its number bit
+and refuses records of another checkpoint, dataset, seed or recipe unless told to start the
+file over (one file never mixes two models), and a ``results.json`` it did not write. Training on the CPU is deterministic, so a record re-run reproduces its number bit
 for bit.
 """
 from __future__ import annotations
@@ -481,20 +481,40 @@ class Records:
 
     ``key`` names the fields that identify a record (``arm, shots, draw`` …); ``same`` those
     that must agree for an existing record to count as done (checkpoint, dataset, seed,
-    recipe). An existing record with the same key and different ``same`` fields is an error
-    unless ``force``, which replaces it.
+    recipe). A file holds the records of one checkpoint, dataset and seed
+    (:data:`IDENTITY`), so its means never mix two models: a record of another one, or with
+    the same key and a different recipe, is an error unless ``force``, which starts the file
+    over (the old file stays until the first new record replaces it). A file that is not a
+    list of such records is refused before anything is added to it.
     """
+
+    #: the fields every record of one file shares
+    IDENTITY = ("dataset", "checkpoint_sha256", "seed")
 
     def __init__(self, path, key: Sequence[str], same: Sequence[str], force: bool = False):
         self.path, self.key, self.same, self.force = Path(path), tuple(key), tuple(same), force
         self.records: list[dict] = []
         if self.path.is_file():
-            try:
-                self.records = json.loads(self.path.read_text())
-                assert isinstance(self.records, list)
-            except Exception:
-                raise ValueError(f"{self.path} is not a results file (a JSON list of records); "
-                                 "use another --out") from None
+            self.records = self._read()
+        self.dropped = len(self.records) if force else 0
+        if force:
+            self.records = []
+            if self.dropped:
+                import sys
+                print(f"--force: starting {self.path} over (it held {self.dropped} records); the old file "
+                      "stays until the first new record replaces it", file=sys.stderr, flush=True)
+
+    def _read(self) -> list[dict]:
+        need = self.key + tuple(k for k in self.IDENTITY if k in self.same) + ("top1",)
+        try:
+            records = json.loads(self.path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            records = None
+        if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in need)
+                                                    for r in records):
+            raise ValueError(f"{self.path} is not a zfbook results file of this command (a JSON list of "
+                             f"records with {', '.join(need)}); move it away or choose another --out")
+        return records
 
     def _k(self, rec) -> tuple:
         return tuple(rec.get(k) for k in self.key)
@@ -502,16 +522,19 @@ class Records:
     def done(self, want: dict) -> bool:
         """Whether a record matching ``want`` (its key and ``same`` fields) exists."""
         for rec in self.records:
+            other = [k for k in self.IDENTITY if k in self.same and rec.get(k) != want.get(k)]
+            if other:
+                raise ValueError(f"{self.path} holds records of another {', '.join(other)} "
+                                 f"({', '.join(f'{k} {rec.get(k)}' for k in other)}); use another --out, or "
+                                 "--force to start the file over")
             if self._k(rec) != self._k(want):
                 continue
             diff = [k for k in self.same if rec.get(k) != want.get(k)]
             if not diff:
                 return True
-            if self.force:
-                return False
             raise ValueError(f"{self.path} already holds a record for "
                              f"{', '.join(f'{k}={v}' for k, v in zip(self.key, self._k(rec)))} with a different "
-                             f"{', '.join(diff)}; use another --out, or --force to replace such records")
+                             f"{', '.join(diff)}; use another --out, or --force to start the file over")
         return False
 
     def add(self, rec: dict) -> None:
@@ -524,10 +547,9 @@ class Records:
         self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text("[\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in self.records) + "\n]\n")
-        os.replace(tmp, self.path)
+        from .checkpoint import write_text_atomic
+        write_text_atomic(self.path, "[\n" + ",\n".join(json.dumps(r, separators=(",", ":"))
+                                                        for r in self.records) + "\n]\n")
 
 
 _SAME = ("dataset", "checkpoint_sha256", "seed", "recipe")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import models
 from ..experiments import summarize
-from .compare import add_grid_arguments, run_grid
+from .compare import add_grid_arguments, interrupted, run_grid  # noqa: F401  (interrupted: Ctrl-C's line)
 
 NAME = "ablate"
 HELP = "Table 3: train a preset's variants (layers removed or resized) over several seeds (resumes)"

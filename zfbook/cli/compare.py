@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import models
-from ..experiments import grid, run_experiments
+from ..experiments import grid, load_results, run_experiments
+from ..outputs import RULE
 from ..train import DEVICES
 from .train import add_recipe_arguments, anneal, epochs
 
@@ -20,6 +21,7 @@ def add_arguments(c) -> None:
 
 def add_grid_arguments(c) -> None:
     """The flags every verb built on :func:`zfbook.experiments.run_experiments` takes."""
+    c.epilog = RULE
     c.add_argument("--seeds", default="0,1,2", help="comma-separated network seeds (default 0,1,2)")
     c.add_argument("--data-seed", type=int, default=0,
                    help="the embedded dataset's seed, the same for every run (default 0)")
@@ -47,6 +49,8 @@ def run_grid(args, presets) -> list[dict]:
     specs = grid(presets, seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  anneal=anneal(args.anneal), stop_patience=args.stop_patience,
                  data_seed=args.data_seed)
+    args.results = args.out / "results.json"
+    args.recorded = {(r["name"], r["seed"]) for r in load_results(args.results)}
     records = run_experiments(specs, args.out, command=args.command_line, device=args.device,
                               snapshots=epochs(args.snapshots, "--snapshots"),
                               progress=not args.no_progress, jobs=args.jobs)
@@ -61,3 +65,22 @@ def run(args) -> int:
         models._check_choice("preset", p, models.PRESETS)
     run_grid(args, presets)
     return 0
+
+
+def interrupted(args, e) -> str:
+    """What Ctrl-C leaves: the runs recorded before it, and the runs in progress."""
+    path = getattr(args, "results", None)
+    if path is None:
+        return "interrupted; nothing was changed"
+    try:
+        new = [r for r in load_results(path) if (r["name"], r["seed"]) not in args.recorded]
+    except ValueError:
+        new = []
+    recorded = {f"{r['name']}-seed{r['seed']}" for r in new}
+    started = sorted(p.parent.name for p in args.out.glob("*/last.pt") if p.parent.name not in recorded
+                     and not any(f"{a}-seed{b}" == p.parent.name for a, b in args.recorded))
+    said = (f"{len(new)} run{'s' if len(new) != 1 else ''} finished and recorded in {path}" if new
+            else f"no run finished ({path} has no new record)")
+    kept = (f"; {', '.join(started)} keep{'s' if len(started) == 1 else ''} {'its' if len(started) == 1 else 'their'} "
+            "last finished epoch" if started else "")
+    return f"interrupted; {said}{kept}; the same command continues"

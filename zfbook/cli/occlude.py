@@ -8,9 +8,9 @@ P(target) over the image are written as PNGs, the numbers as ``maps.json``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
+
+from ..outputs import RULE, OutputFolder, Owned, head
 
 NAME = "occlude"
 HELP = "Fig. 7 for any model and image: occlusion maps as PNGs and JSON"
@@ -34,8 +34,31 @@ def add_arguments(o) -> None:
     o.add_argument("--batch-size", type=int, default=64)
     o.add_argument("--out", required=True, type=Path,
                    help="output folder: activity.png, p_target.png, top_class.png, overlay.png, maps.json")
-    o.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    o.add_argument("--force", action="store_true", help="replace an earlier occlude output in OUT (its four "
+                   "PNGs and maps.json; nothing else)")
     o.add_argument("--no-progress", action="store_true")
+    o.epilog = RULE
+
+
+PNGS = ("activity.png", "p_target.png", "top_class.png", "overlay.png")
+MARK = "zfbook occlude"   # in every PNG's metadata
+
+
+def _ours(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (one of :data:`OWN`'s names) is a file ``occlude`` wrote."""
+    if path.name == "maps.json":
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(rec, dict) and {"p_target", "top_class", "patch", "stride", "target"} <= set(rec)
+    png = head(path)
+    return png.startswith(b"\x89PNG") and (MARK.encode() in png or  # an output made before the mark:
+                                             b"Matplotlib" in png and _ours(folder / "maps.json", folder))
+
+
+#: what ``occlude`` writes into ``--out``, and how it knows its own files (``--force``)
+OWN = Owned("occlude", PNGS + ("maps.json",), _ours)
 
 
 def _target(text, src, logits) -> int:
@@ -57,19 +80,27 @@ def _target(text, src, logits) -> int:
 
 
 def run(args) -> int:
-    import torch
-    from ..occlusion import METHODS, occlusion_maps
-    from ..plot import fig7_maps as figs
-    from .. import sources
-    from .visualize import check_out, publish
+    from ..occlusion import METHODS
 
     if args.method not in METHODS:
         raise ValueError(f"unknown --method {args.method!r}; methods are: {', '.join(METHODS)}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    check_out(args.out, args.force)
     if not args.image.is_file():
         raise ValueError(f"--image {args.image} is not a file; give one JPEG/PNG image")
+    with OutputFolder(args.out, OWN, force=args.force, command=args.command_line,
+                      inputs=[("--image", args.image), ("--model", args.model)]) as folder:
+        return _occlude(args, folder)
+
+
+def _occlude(args, folder) -> int:
+    """The sweep and its figures, published into ``folder`` (an
+    :class:`~zfbook.outputs.OutputFolder`)."""
+    import torch
+    from ..occlusion import occlusion_maps
+    from ..plot import fig7_maps as figs
+    from .. import sources
+
     src = sources.load_model(args.model, args.weights)
     if not src.chain:
         raise ValueError(f"{src.name}'s forward is not its children in order (a flatten aside), so "
@@ -99,19 +130,14 @@ def run(args) -> int:
         "top_class": maps.top_class.tolist(),
         "classes_shown": {str(c): src.class_name(c) for c in sorted(set(maps.top_class.flatten().tolist()))},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
-    try:
-        panels = [] if maps.activity is None else [("activity.png", figs.activity_map(maps, image))]
-        for file, fig in panels + [("p_target.png", figs.probability_map(maps, image, name)),
-                          ("top_class.png", figs.top_class_map(maps, image, classes)),
-                          ("overlay.png", figs.overlay(maps, image, name))]:
-            fig.savefig(tmp / file, dpi=100)
-        (tmp / "maps.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        publish(tmp, args.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    tmp = folder.staging()
+    panels = [] if maps.activity is None else [("activity.png", figs.activity_map(maps, image))]
+    for file, fig in panels + [("p_target.png", figs.probability_map(maps, image, name)),
+                               ("top_class.png", figs.top_class_map(maps, image, classes)),
+                               ("overlay.png", figs.overlay(maps, image, name))]:
+        fig.savefig(tmp / file, dpi=100, metadata={"Source": MARK})
+    (tmp / "maps.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    folder.publish(last="maps.json")
     low = float(maps.p_target.min())
     print(f"{src.name} on {args.image.name}: P({name}) {maps.p_target0:.3f} unoccluded, down to "
           f"{low:.3f} with a {patch}-px square; {maps.positions.shape[0]}×{maps.positions.shape[1]} "
