@@ -408,9 +408,9 @@ def test_occlusion_widget_moves_the_square_without_a_kernel(open_page):
     assert page.external_requests == []
 
 
-def test_deconv_widget_in_features_chapter(open_page):
-    """"What the features respond to": layer, feature map and image each switch the view."""
-    page = open_page("book/features.html")
+def test_deconv_widget_in_deconvnet_chapter(open_page):
+    """"The deconvnet": layer, feature map and image each switch the view."""
+    page = open_page("book/deconvnet.html")
     explorer = page.explorers().filter(has_text="The deconvnet, one activation at a time").nth(0)
     expected = views(explorer)
     maps = json.loads(explorer.locator('input[data-name="feature"]').get_attribute("data-labels"))
@@ -428,5 +428,26 @@ def test_deconv_widget_in_features_chapter(open_page):
     assert view_src(explorer) == expected[4 * len(maps) * len(images) + len(images) + 1]
     outputs = explorer.locator("output").all_text_contents()
     assert outputs == [maps[1], images[1]]
+    assert page.errors == []
+    assert page.external_requests == []
+
+
+def test_top9_widget_in_features_chapter(open_page):
+    """"What the features respond to": the feature map and the rank of its activation each
+    switch the linked view (image, patch, projection and class probabilities)."""
+    page = open_page("book/features.html")
+    explorer = page.explorers().filter(
+        has_text="A map's strongest activations, with the network's verdict").nth(0)
+    expected = views(explorer)
+    ranks = json.loads(explorer.locator('input[data-name="rank"]').get_attribute("data-labels"))
+    entries = explorer.locator('select[data-name="entry"] option').all_text_contents()
+    assert entries[0].startswith("conv1 map ") and entries[-1].startswith("conv5 map ")
+    assert len(expected) == len(entries) * len(ranks) == len(set(expected))
+    assert all(v.startswith("data:image/jpeg;base64,") for v in expected)
+    assert view_src(explorer) == expected[0]
+    press_slider(explorer, "rank")                           # the 2nd rank of the grid
+    assert view_src(explorer) == expected[1]
+    explorer.locator('select[data-name="entry"]').select_option(str(len(entries) - 1))
+    assert view_src(explorer) == expected[(len(entries) - 1) * len(ranks) + 1]
     assert page.errors == []
     assert page.external_requests == []

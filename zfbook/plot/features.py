@@ -11,7 +11,7 @@ from torch import nn
 from .. import deconv
 from .images import _cut, _resize, image_rgb, mosaic, projection_rgb
 
-__all__ = ['feature_grid', 'fig2_maps', 'fig2', 'projection_view']
+__all__ = ['feature_grid', 'fig2_maps', 'fig2', 'projection_view', 'purity_by_layer', 'top_view']
 
 
 def feature_grid(projections: np.ndarray | list, patches: np.ndarray | list, labels=None,
@@ -147,3 +147,70 @@ def projection_view(image: np.ndarray, projection: torch.Tensor | None, box=None
             x0 = j * (panel + gap)
             draw.rectangle((x0 + l, top + t, x0 + r, top + b), outline=(255, 215, 0), width=1)
     return np.asarray(img)
+
+
+def purity_by_layer(purity: dict, chance: float, paper: dict | None = None) -> Figure:
+    """Class purity by layer: for each layer, the share of the most common class among a
+    map's k strongest images, averaged over the maps that fire on k images (``purity``,
+    layer -> value), against ``chance``, the same for k random images. ``paper`` (layer ->
+    a few words) writes the paper's account of each layer (Fig. 2) under its name."""
+    layers = list(purity)
+    xs = list(range(len(layers)))
+    fig = Figure(figsize=(6.8, 2.7), layout="constrained")
+    ax = fig.subplots()
+    values = [purity[layer] for layer in layers]
+    ax.plot(xs, values, "o-", color="C0", label="zfnet-mini: the 9 strongest images of a map")
+    for x, v in zip(xs, values):
+        ax.annotate(f"{v:.2f}", (x, v), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=8)
+    ax.axhline(chance, ls="--", lw=1, color="grey", label=f"9 random images ({chance:.2f})")
+    ticks = [f"{layer}\n{paper[layer]}" if paper and layer in paper else layer
+             for layer in layers]
+    ax.set_xticks(xs, ticks, fontsize=8)
+    ax.set_xlim(-0.4, len(layers) - 0.6)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("class purity", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def top_view(image: np.ndarray, projection: torch.Tensor | None, box, probabilities,
+             classes, true: int, caption: str = "") -> Figure:
+    """One of a map's strongest activations, linked (the top-9 widget of "What the features
+    respond to"): the image with the unit's receptive field ``box`` (top, left, bottom,
+    right) outlined, the image patch and the deconvnet ``projection`` (C, H, W) cut to the
+    field, and the network's class ``probabilities`` for the image, its ``true`` class in
+    another colour. ``image`` is display-ready (HWC in [0, 1]); ``projection=None`` (no
+    activation) leaves the patch panels blank."""
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(6.8, 2.3), layout="constrained")
+    axes = fig.subplots(1, 4, gridspec_kw=dict(width_ratios=[1, 1, 1, 1.5]))
+    h, w = image.shape[:2]
+    axes[0].imshow(image, interpolation="nearest")
+    if projection is not None:
+        t, l, b, r = (int(v) for v in box)
+        axes[0].add_patch(Rectangle((max(l, 0) - 0.5, max(t, 0) - 0.5),
+                                    min(r, w) - max(l, 0), min(b, h) - max(t, 0),
+                                    fill=False, edgecolor="gold", lw=1.5))
+        axes[1].imshow(_cut(image, box, 1.0), interpolation="nearest")
+        axes[2].imshow(_cut(projection_rgb(projection), box, 0.5), interpolation="nearest")
+    for ax, title in zip(axes[:3], ("image, field", "patch", "projection")):
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    p = np.asarray(probabilities, dtype=float)
+    colours = ["C1" if c == true else "C0" for c in range(len(p))]
+    axes[3].barh(range(len(p)), p, color=colours)
+    axes[3].set_yticks(range(len(p)), [str(c) for c in classes], fontsize=8)
+    axes[3].invert_yaxis()
+    axes[3].set_xlim(0, 1)
+    axes[3].tick_params(axis="x", labelsize=8)
+    axes[3].set_title("class probabilities", fontsize=8)
+    for side in ("top", "right"):
+        axes[3].spines[side].set_visible(False)
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return fig

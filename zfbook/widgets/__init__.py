@@ -42,16 +42,20 @@ widget in headless Chromium.
 
 Modules: :mod:`~zfbook.widgets.controls` (slider, dropdown), :mod:`~zfbook.widgets.explorer`
 (the Explorer), and one module per chapter with widgets, named after its notebook:
-``features`` (deconv_explorer), ``occlusion`` (occlusion_explorer), ``invariance``
+``deconvnet`` (deconv_explorer), ``features`` (top9_explorer), ``evolution``
+(evolution_explorer), ``occlusion`` (occlusion_explorer), ``invariance``
 (invariance_explorer), ``transfer`` (transfer_explorer); ``blit`` makes redrawing fast.
 """
 from __future__ import annotations
 
 from .controls import Control, dropdown, slider
 from .explorer import WIDGET_VIEW_MIMETYPE, Explorer
-from .features import deconv_explorer
+from .deconvnet import deconv_explorer
+from .evolution import evolution_explorer
+from .features import top9_explorer
 from .invariance import invariance_explorer
 from .occlusion import Occluder, occlusion_explorer
 
 __all__ = ["Control", "slider", "dropdown", "Explorer", "WIDGET_VIEW_MIMETYPE",
-           "deconv_explorer", "Occluder", "occlusion_explorer", "invariance_explorer"]
+           "deconv_explorer", "top9_explorer", "evolution_explorer", "Occluder",
+           "occlusion_explorer", "invariance_explorer"]

@@ -1,133 +1,86 @@
-"""The widget of the chapter "What the features respond to" (Section 2.1, Fig. 2): the
-deconvnet, one activation at a time."""
+"""The widget of the chapter "What the features respond to" (Fig. 2): a feature map's
+strongest activations, each linked with its projection and the network's verdict."""
 from __future__ import annotations
 
 from .controls import dropdown, slider
 from .explorer import Explorer
 
-__all__ = ["deconv_explorer"]
+__all__ = ["top9_explorer"]
 
 
-def deconv_explorer(model, images, layers=None, *, preprocess=None, names=None,
-                    static_maps=None, static_images=None, n_static_maps: int = 6,
-                    width: int | None = 720, max_bytes: int = 3_000_000) -> Explorer:
-    """Pick a layer, a feature map and an image; see the deconvnet projection of that map's
-    strongest activation in the image beside the image and its patch (Section 2.1, Fig. 2).
+def top9_explorer(model, images, tops, maps, *, classes, labels, preprocess=None,
+                  projections=None, static_per_layer: int = 2, static_ranks=(1, 5, 9),
+                  width: int | None = 680, max_bytes: int = 2_000_000) -> Explorer:
+    """Pick a feature map and one of its strongest activations (Fig. 2); see, together, the
+    image with the unit's receptive field, the patch, the deconvnet projection and the
+    network's class probabilities for that image.
 
-    Chapter "What the features respond to". Each view is :func:`zfbook.plot.projection_view`:
-    the image with the unit's receptive field, the projection, and both cut to the field.
-    A map that does not fire on the image (all activations ≤ 0) is reported as silent.
+    Chapter "What the features respond to". Each view is :func:`zfbook.plot.features.top_view`.
 
     Args:
-        model: a zfbook model (layers ``conv1``…) or any model :func:`zfbook.deconv.project`
-            accepts (layers named by ``named_modules()``).
-        images: preprocessed images (N, C, H, W), as the model takes them.
-        layers: the layers offered (default ``conv1``…``conv5`` for zfbook models).
+        model: the network the search ran on (its ``forward`` gives the class scores).
+        images: the preprocessed images the search ran on (N, C, H, W).
+        tops: layer -> :class:`~zfbook.topk.TopK` over ``images``.
+        maps: layer -> the feature maps offered (e.g. those Fig. 2 shows).
+        classes: the class names; labels: the N images' classes (ints).
         preprocess: the images' :class:`~zfbook.data.Preprocess`, to show them in colour.
-        names: optional N labels for the images (e.g. their classes).
-        static_maps: the feature maps precomputed for the static book (the same for every
-            layer, so each must exist in all of them); default: the ``n_static_maps`` maps
-            that fire on the most (layer, static image) pairs, so that few precomputed views
-            are blank. Live, the slider covers every map of the largest layer; past the end of
-            a smaller layer the view says so.
-        static_images: indices into ``images`` precomputed for the static book (default
-            the first 4).
-        width: display width in CSS pixels.
+        projections: optional layer -> ``tops[layer].project(model, images, maps[layer])``
+            computed beforehand (else computed here, one batched call per layer).
+        static_per_layer: how many of each layer's maps the static book precomputes (the
+            first ones); static_ranks: the ranks (1 = strongest) it precomputes.
 
-    The static views are computed in one batched :func:`~zfbook.deconv.project` call per
-    layer; live, each new choice costs one forward and one (cropped) down pass.
+    The class probabilities of every image in the offered top-k lists come from one batched
+    forward pass.
     """
     import torch
 
-    from .. import deconv, plot
-    from ..models import ConvNet, activations
+    from ..plot.features import top_view
+    from ..plot.images import image_rgb
 
-    if images.dim() != 4:
-        raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}")
-    n = images.shape[0]
-    if layers is None:
-        if not isinstance(model, ConvNet):
-            raise ValueError("layers is required for models other than zfbook's "
-                             "(module names from named_modules())")
-        layers = ("conv1", "conv2", "conv3", "conv4", "conv5")
-    layers = [layers] if isinstance(layers, str) else list(layers)
-    names = [str(i) for i in range(n)] if names is None else [str(x) for x in names]
-    if len(names) != n:
-        raise ValueError(f"{len(names)} names for {n} images")
-    static_images = list(range(min(4, n))) if static_images is None else \
-        [int(i) for i in static_images]
-    if any(not 0 <= i < n for i in static_images):
-        raise ValueError(f"static_images must be between 0 and {n - 1}")
+    maps = {layer: [int(m) for m in ms] for layer, ms in maps.items()}
+    unknown = sorted(set(maps) - set(tops))
+    if unknown:
+        raise ValueError(f"no top-k for layers {unknown}; layers are {', '.join(tops)}")
+    entries = [(layer, int(m)) for layer in maps for m in maps[layer]]
+    if not entries:
+        raise ValueError("maps offers no feature map")
+    k = min(tops[layer].k for layer in maps)
+    if any(not 1 <= r <= k for r in static_ranks):
+        raise ValueError(f"static_ranks must be between 1 and {k}")
     model.eval()
-    x = images[static_images]
+    projections = dict(projections or {})
     with torch.no_grad():
-        acts = activations(model, x, layers)  # the static images, every layer
-    n_maps = {}
-    for l in layers:
-        if acts[l].dim() != 4:
-            raise ValueError(f"layer {l!r} has no feature maps (output {tuple(acts[l].shape)}); "
-                             f"choose convolutional layers")
-        n_maps[l] = acts[l].shape[1]
-    fewest = min(n_maps.values())
-    if static_maps is None:  # the maps that fire on the most (layer, static image) pairs
-        fires = sum((acts[l][:, :fewest].flatten(2).amax(2) > 0).sum(0) for l in layers)
-        order = sorted(range(fewest), key=lambda m: (-int(fires[m]), m))
-        static_maps = sorted(order[:max(1, min(n_static_maps, fewest))])
-    static_maps = [int(m) for m in static_maps]
-    if any(not 0 <= m < fewest for m in static_maps):
-        raise ValueError(f"static_maps must be between 0 and {fewest - 1}, the maps every "
-                         f"layer has ({', '.join(f'{l}: {c}' for l, c in n_maps.items())})")
-    shown = {i: plot.image_rgb(images[i], preprocess) for i in static_images}
-    cache: dict[tuple, tuple] = {}  # (layer, map, image) -> (value, (y, x), projection or None)
+        for layer in maps:
+            if layer not in projections:
+                projections[layer] = tops[layer].project(model, images, maps[layer])
+        need = sorted({int(i) for layer in maps
+                       for i in tops[layer].index[maps[layer]].flatten() if i >= 0})
+        probs = dict(zip(need, model(images[need]).softmax(1).tolist()))
+    boxes = {layer: tops[layer].boxes(model, maps[layer]) for layer in maps}
 
-    def remember(layer, i, acts, maps, proj):
-        """acts (K, H, W) and proj (K, C, H, W): the maps ``maps`` of image ``i``."""
-        for j, f in enumerate(maps):
-            a = acts[j]
-            flat = a.flatten()
-            pos = int(flat.argmax())
-            v = float(flat[pos])
-            loc = (pos // a.shape[-1], pos % a.shape[-1])
-            cache[layer, f, i] = (v, loc, proj[j] if v > 0 else None)
+    def render(entry, rank):
+        layer, m = entries[entry]
+        row = maps[layer].index(m)
+        i = int(tops[layer].index[m, rank - 1])
+        if i < 0:
+            return top_view(image_rgb(images[0] * 0, None), None, None,
+                            [0.0] * len(classes), classes, -1,
+                            f"{layer} map {m} fired on fewer than {rank} images")
+        value = float(tops[layer].value[m, rank - 1])
+        caption = (f"{layer} map {m}, activation {rank} of {tops[layer].k} "
+                   f"({value:.3g}): image {i}, a {classes[int(labels[i])]}")
+        return top_view(image_rgb(images[i], preprocess), projections[layer][row, rank - 1],
+                        boxes[layer][row, rank - 1].tolist(), probs[i], classes,
+                        int(labels[i]), caption)
 
-    with torch.no_grad():  # the static grid: one batched down pass per layer
-        for layer in layers:
-            proj = deconv.project(model, x, layer, [static_maps] * len(static_images))
-            for r, i in enumerate(static_images):
-                remember(layer, i, acts[layer][r][static_maps], static_maps, proj[r])
-
-    def entry(layer, feature, image):
-        key = (layer, feature, image)
-        if key not in cache:  # live: one image, one map
-            with torch.no_grad():
-                a = activations(model, images[image:image + 1], layer)[layer][0]
-                p = deconv.project(model, images[image:image + 1], layer, feature)
-            remember(layer, image, a[[feature]], [feature], p)
-        return cache[key]
-
-    def render(layer, feature, image):
-        if image not in shown:
-            shown[image] = plot.image_rgb(images[image], preprocess)
-        rgb = shown[image]
-        what = f"image {names[image]}" if names[image] != str(image) else f"image {image}"
-        if feature >= n_maps[layer]:
-            return plot.projection_view(rgb, None, None, f"{layer} has {n_maps[layer]} maps "
-                                                         f"(0 to {n_maps[layer] - 1}): no map {feature}")
-        v, loc, proj = entry(layer, feature, image)
-        if proj is None:
-            return plot.projection_view(rgb, None, None, f"{layer} map {feature} is silent on "
-                                                         f"{what}: its largest activation is {v:.3g}")
-        box = deconv.receptive_field(model, layer, loc)
-        side = box[2] - box[0]
-        return plot.projection_view(rgb, proj, box, f"{layer} map {feature} on {what}: "
-                                                    f"strongest activation {v:.3g} at {loc}, "
-                                                    f"field {side}x{side} px")
-
-    labels = [f"{i}: {names[i]}" if names[i] != str(i) else str(i) for i in range(n)]
-    return Explorer(render, dropdown("layer", layers),
-                    slider("feature", range(max(n_maps.values())), static=static_maps,
-                           label="feature map"),
-                    slider("image", range(n), static=static_images, labels=labels),
-                    max_views=len(layers) * len(static_maps) * len(static_images),
-                    max_bytes=max_bytes, image_format="jpeg", width=width,
-                    title="The deconvnet, one activation at a time")
+    static = [j for layer in maps
+              for j in [n for n, (l, _) in enumerate(entries) if l == layer][:static_per_layer]]
+    return Explorer(render,
+                    dropdown("entry", range(len(entries)),
+                             labels=[f"{l} map {m}" for l, m in entries], static=static,
+                             label="feature map"),
+                    slider("rank", range(1, k + 1), static=list(static_ranks),
+                           label="activation"),
+                    max_views=len(static) * len(static_ranks), max_bytes=max_bytes,
+                    dpi=100, image_format="jpeg", width=width,
+                    title="A map's strongest activations, with the network's verdict")
