@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import socket
 import sys
 import threading
 import urllib.request
@@ -171,6 +170,7 @@ def _torchvision(name: str, weights: str | None, seed: int) -> Source:
         model = tvm.get_model(name, weights=None)
         transform, classes = Normalize(256, 224), None
     else:
+        from .data.real import _socket_timeout
         model = tvm.get_model(name, weights=None)
         try:  # torch.hub prints a "Downloading" line even when it fails: keep it quiet
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
@@ -230,16 +230,6 @@ def weights_file(name: str, weights: str = "DEFAULT") -> Path:
     (``$TORCH_HOME/hub/checkpoints/FILE``), whether or not they are there."""
     url = _weights(name, weights).url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    before = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(before)
 
 
 def _answers(url: str, timeout: float) -> bool:
