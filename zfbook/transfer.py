@@ -524,9 +524,11 @@ class Records:
         for rec in self.records:
             other = [k for k in self.IDENTITY if k in self.same and rec.get(k) != want.get(k)]
             if other:
-                raise ValueError(f"{self.path} holds records of another {', '.join(other)} "
-                                 f"({', '.join(f'{k} {rec.get(k)}' for k in other)}); use another --out, or "
-                                 "--force to start the file over")
+                names = {"dataset": f"dataset ({rec.get('dataset')})", "seed": f"seed ({rec.get('seed')})",
+                         "checkpoint_sha256": f"checkpoint ({rec.get('checkpoint') or '?'}, sha256 "
+                                              f"{str(rec.get('checkpoint_sha256'))[:12]}…)"}
+                raise ValueError(f"{self.path} holds records of another {', '.join(names[k] for k in other)}; "
+                                 "use another --out, or --force to start the file over")
             if self._k(rec) != self._k(want):
                 continue
             diff = [k for k in self.same if rec.get(k) != want.get(k)]

@@ -5,7 +5,8 @@ import time
 
 from .. import transfer as T
 from ..probes import CLASSIFIERS
-from .transfer import add_dataset_arguments, setup
+from ..outputs import check_place
+from .transfer import add_dataset_arguments, hold, inputs, interrupted, setup  # noqa: F401  (interrupted: Ctrl-C's line)
 
 NAME = "probe"
 HELP = "linear SVM / softmax on each layer's frozen features, over shots and draws (Table 7)"
@@ -25,12 +26,14 @@ def run(args) -> int:
     classifiers = T.parse_list(args.classifiers, "classifier", CLASSIFIERS)
     shots = T.parse_list(args.shots, "shot", cast=int)
     T._check("pooling", args.pooling, T.POOLINGS)
+    check_place(args.out, inputs=inputs(args))
     tset, model, sha, name, device = setup(args)
     t0 = time.perf_counter()
-    records = T.run_probes(tset, model, sha, layers=layers, classifiers=classifiers, shots=shots,
-                           draws=args.draws, seed=args.seed, pooling=args.pooling, out=args.out,
-                           force=args.force, command=args.command_line, checkpoint=name, device=device,
-                           progress=not args.no_progress)
+    with hold(args):
+        records = T.run_probes(tset, model, sha, layers=layers, classifiers=classifiers, shots=shots,
+                               draws=args.draws, seed=args.seed, pooling=args.pooling, out=args.out,
+                               force=args.force, command=args.command_line, checkpoint=name, device=device,
+                               progress=not args.no_progress)
     print(f"{len(records)} records in {args.out / 'results.json'} ({time.perf_counter() - t0:.0f} s)")
     for c in classifiers:
         for k in shots:

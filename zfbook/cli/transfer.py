@@ -1,9 +1,11 @@
 """``python -m zfbook transfer``: the three arms of Tables 4–5 over the low-shot curve (Fig. 9)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+from .. import outputs
 from .. import transfer as T
 
 NAME = "transfer"
@@ -12,6 +14,7 @@ HELP = "frozen / scratch / finetune accuracy on new classes, over shots per clas
 
 def add_dataset_arguments(p) -> None:
     """Arguments ``transfer`` and ``probe`` share."""
+    p.epilog = outputs.RULE
     p.add_argument("--checkpoint", required=True, help="a checkpoint file or a shipped name (zfnet-mini)")
     p.add_argument("--dataset", default="embedded-transfer", help=f"one of: {', '.join(T.DATASETS)}")
     p.add_argument("--data-root", default="", help="caltech101/caltech256/imagefolder: the dataset's folder")
@@ -20,7 +23,8 @@ def add_dataset_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the draws (and the training runs)")
     p.add_argument("--out", required=True, type=Path, help="folder of results.json")
     p.add_argument("--force", action="store_true",
-                   help="replace records in OUT/results.json made with another checkpoint, dataset, seed or recipe")
+                   help="start OUT/results.json over (needed when it holds records of another checkpoint, "
+                   "dataset, seed or recipe; a file this command did not write is refused even so)")
     p.add_argument("--device", default="cpu", help="cpu (deterministic), cuda, mps or auto")
     p.add_argument("--no-progress", action="store_true")
 
@@ -68,12 +72,14 @@ def run(args) -> int:
     shots = T.parse_list(args.shots, "shot", cast=int)
     recipes = {"scratch": _recipe(T.SCRATCH, args.scratch_epochs),
                "finetune": _recipe(T.FINETUNE, args.finetune_epochs)}
+    outputs.check_place(args.out, inputs=inputs(args))
     tset, model, sha, name, device = setup(args)
     t0 = time.perf_counter()
-    records = T.run_transfer(tset, model, sha, arms=arms, shots=shots, draws=args.draws,
-                             train_draws=args.train_draws, seed=args.seed, out=args.out, force=args.force,
-                             recipes=recipes, command=args.command_line, checkpoint=name, device=device,
-                             progress=not args.no_progress, jobs=args.jobs)
+    with hold(args):
+        records = T.run_transfer(tset, model, sha, arms=arms, shots=shots, draws=args.draws,
+                                 train_draws=args.train_draws, seed=args.seed, out=args.out, force=args.force,
+                                 recipes=recipes, command=args.command_line, checkpoint=name, device=device,
+                                 progress=not args.no_progress, jobs=args.jobs)
     print(f"{len(records)} records in {args.out / 'results.json'} ({time.perf_counter() - t0:.0f} s)")
     for arm in arms:
         row = []
@@ -83,3 +89,39 @@ def run(args) -> int:
                 row.append(f"{k}: {sum(vals) / len(vals):.1f}")
         print(f"  {arm:9s} mean top-1 by shots  " + "  ".join(row))
     return 0
+
+
+def inputs(args) -> list:
+    """The command's inputs, which ``--out`` must keep clear of."""
+    return [("--checkpoint", args.checkpoint), ("--data-root", args.data_root)]
+
+
+def hold(args):
+    """``--out`` checked and held while the records are written (:func:`zfbook.outputs.held`);
+    notes what ``results.json`` holds now, for Ctrl-C's message."""
+    args.results = args.out / "results.json"
+    args.before = _records_in(args.results)
+    return outputs.held(args.out, outputs.verb_of(args.command_line, NAME), args.command_line,
+                        inputs=inputs(args), temporary=["results.json"])
+
+
+def _records_in(path) -> set:
+    try:
+        records = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return set()
+    return {json.dumps(r, sort_keys=True) for r in records} if isinstance(records, list) else set()
+
+
+def interrupted(args, e) -> str:
+    """Ctrl-C's line: how many records this command wrote before it (they stay; the same
+    command skips them when started again)."""
+    path = getattr(args, "results", None)
+    if path is None:
+        return "interrupted; nothing was written"
+    now = _records_in(path)
+    new = now - args.before
+    if not new:
+        return f"interrupted; nothing was written ({path} is as it was)"
+    return (f"interrupted; {len(new)} new record{'s' if len(new) != 1 else ''} written to {path} (it holds "
+            f"{len(now)}); the same command continues with the rest")
