@@ -27,6 +27,8 @@ def add_arguments(x) -> None:
     x.add_argument("--wall", type=float, default=None, help="wall time of the run in seconds, if measured outside")
     x.add_argument("--note", default="", help="a remark recorded in the manifest (e.g. how the run was resumed)")
     x.add_argument("--data-root", default="", help="for a run on a real dataset: its folder (default: the run's own)")
+    from ..outputs import RULE
+    x.epilog = RULE
 
 
 def check_name(name: str) -> str:

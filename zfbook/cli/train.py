@@ -40,6 +40,8 @@ def add_arguments(t) -> None:
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
     t.add_argument("--no-progress", action="store_true")
+    from ..outputs import RULE
+    t.epilog = RULE
 
 
 def add_recipe_arguments(p) -> None:
