@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ..outputs import RULE, OutputFolder, Owned, head
 
 NAME = "visualize"
 HELP = "Fig. 2 for any model and images: top-k projections beside their patches, as PNGs + index.html"
@@ -38,7 +37,9 @@ def add_arguments(v) -> None:
     v.add_argument("--batch-size", type=int, default=64)
     v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     v.add_argument("--out", required=True, type=Path, help="output folder (index.html, LAYER/*.png, topk.pt)")
-    v.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    v.add_argument("--force", action="store_true", help="replace an earlier visualize output in OUT (its "
+                   "index.html, images.json, topk.pt, LAYER/maps_*.png; nothing else)")
+    v.epilog = RULE
     v.add_argument("--no-progress", action="store_true")
 
 
@@ -65,18 +66,35 @@ def parse_maps(text: str, n: int | None = None) -> list[int] | None:
     return sorted(out)
 
 
-def check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ValueError(f"--out {out} exists and is not empty; choose another folder or pass --force")
+def _ours(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (one of :data:`OWN`'s names) is a file ``visualize`` wrote."""
+    if path.name == "index.html":
+        return b"<title>zfbook visualize" in head(path)
+    if path.name == "images.json":
+        try:
+            names = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(names, list) and all(isinstance(n, str) for n in names)
+    if path.name == "topk.pt":
+        from ..topk import load
+        try:
+            load(path)  # weights_only: reading a foreign file runs no code
+            return True
+        except Exception:
+            return False
+    png = head(path)
+    return png.startswith(b"\x89PNG") and (MARK.encode() in png or  # an output made before the mark:
+                                             b"Matplotlib" in png and _ours(folder / "index.html", folder))
 
 
-def publish(tmp: Path, out: Path) -> None:
-    """Move the finished folder ``tmp`` to ``out`` (replacing it, for --force)."""
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+#: what ``visualize`` writes into ``--out``, and how it knows its own files (``--force``)
+OWN = Owned("visualize", ("index.html", "images.json", "topk.pt", "*/maps_*.png"), _ours)
+MARK = "zfbook visualize"   # in every PNG's metadata
+
+
+def _embedded(spec: str) -> bool:
+    return spec == "embedded" or spec.startswith("embedded:")
 
 
 def embedded_images(spec: str, source):
@@ -123,23 +141,11 @@ activations, each projected to pixels by the deconvnet (left), beside the image 
 """
 
 
-def run(args) -> int:
-    from matplotlib import pyplot  # noqa: F401  (backend selection before Figure use)
+def _visualize(args, w, wanted, device, folder) -> dict:
+    """The search and the drawing, into ``folder`` (an :class:`~zfbook.outputs.OutputFolder`);
+    returns the PNGs drawn, by layer (on rank 0)."""
     from tqdm.auto import tqdm
     from .. import deconv, distributed, plot, sources, topk
-    from ..train import resolve_device
-
-    if args.k < 1:
-        raise ValueError(f"--k must be at least 1, got {args.k}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    wanted = parse_maps(args.maps)
-    device = resolve_device(args.device)
-    w = distributed.init(device)
-    if w.main:
-        check_out(args.out, args.force)
     progress = not args.no_progress and w.main
     src = sources.load_model(args.model, args.weights)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else src.conv_layers
@@ -157,7 +163,7 @@ def run(args) -> int:
         if m[-1] >= n:
             raise ValueError(f"--maps {args.maps}: layer {layer} has maps 0-{n - 1}")
         maps[layer] = m
-    if args.images == "embedded" or args.images.startswith("embedded:"):
+    if _embedded(args.images):
         images, names = embedded_images(args.images, src)
         if args.limit:
             images, names = images[:args.limit], names[:args.limit]
@@ -168,33 +174,52 @@ def run(args) -> int:
     found = distributed.top_activations(model, images, layers, args.k, batch_size=args.batch_size,
                                         progress=progress)
     if not w.main:
-        return 0
+        return {}
     model = model.cpu()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
-    try:
-        topk.save(found, tmp / "topk.pt")
-        (tmp / "images.json").write_text(json.dumps(names, indent=0) + "\n", encoding="utf-8")
-        pages = {}
-        jobs = [(layer, m[i:i + PER_PNG]) for layer in layers for m in [maps[layer]]
-                for i in range(0, len(m), PER_PNG)]
-        for layer, chunk in tqdm(jobs, unit="png", desc="drawing", disable=not progress):
-            folder = tmp / layer
-            folder.mkdir(exist_ok=True)
-            top = found[layer]
-            fig = plot.fig2(model, images, top, chunk, preprocess=src.transform, ncols=4,
-                            crop=not fc[layer], tile=1.4)
-            file = f"{layer}/maps_{chunk[0]:03d}-{chunk[-1]:03d}.png"
-            fig.savefig(tmp / file, dpi=100)
-            cap = f"maps {chunk[0]}-{chunk[-1]}" if len(chunk) > 1 else f"map {chunk[0]}"
-            pages.setdefault(layer, []).append((file, cap))
-        (tmp / "index.html").write_text(
-            _index_html(src.name, str(args.images), len(images), args.k, pages, args.command_line),
-            encoding="utf-8")
-        publish(tmp, args.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    tmp = folder.staging()
+    topk.save(found, tmp / "topk.pt")
+    (tmp / "images.json").write_text(json.dumps(names, indent=0) + "\n", encoding="utf-8")
+    pages = {}
+    jobs = [(layer, m[i:i + PER_PNG]) for layer in layers for m in [maps[layer]]
+            for i in range(0, len(m), PER_PNG)]
+    for layer, chunk in tqdm(jobs, unit="png", desc="drawing", disable=not progress):
+        (tmp / layer).mkdir(exist_ok=True)
+        top = found[layer]
+        fig = plot.fig2(model, images, top, chunk, preprocess=src.transform, ncols=4,
+                        crop=not fc[layer], tile=1.4)
+        file = f"{layer}/maps_{chunk[0]:03d}-{chunk[-1]:03d}.png"
+        fig.savefig(tmp / file, dpi=100, metadata={"Source": MARK})
+        cap = f"maps {chunk[0]}-{chunk[-1]}" if len(chunk) > 1 else f"map {chunk[0]}"
+        pages.setdefault(layer, []).append((file, cap))
+    (tmp / "index.html").write_text(
+        _index_html(src.name, str(args.images), len(images), args.k, pages, args.command_line),
+        encoding="utf-8")
+    folder.publish(last="index.html")
+    args.n_images, args.n_layers = len(images), len(layers)
+    return pages
+
+
+def run(args) -> int:
+    from matplotlib import pyplot  # noqa: F401  (backend selection before Figure use)
+    from .. import distributed
+    from ..train import resolve_device
+
+    if args.k < 1:
+        raise ValueError(f"--k must be at least 1, got {args.k}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    wanted = parse_maps(args.maps)
+    device = resolve_device(args.device)
+    w = distributed.init(device)
+    folder = OutputFolder(args.out, OWN, force=args.force, command=args.command_line,
+                          inputs=[("--images", None if _embedded(args.images) else args.images),
+                                  ("--model", args.model)])
+    with folder:
+        pages = _visualize(args, w, wanted, device, folder)
+    if not w.main:
+        return 0
     n_png = sum(len(v) for v in pages.values())
-    print(f"wrote {n_png} PNGs for {len(layers)} layers over {len(images)} images: {args.out / 'index.html'}")
+    print(f"wrote {n_png} PNGs for {args.n_layers} layers over {args.n_images} images: {args.out / 'index.html'}")
     return 0
