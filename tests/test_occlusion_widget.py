@@ -19,6 +19,7 @@ from zfbook.invariance import invariance_sweep  # noqa: E402
 from zfbook.occlusion import occlude, occlusion_maps  # noqa: E402
 from zfbook.topk import top_activations  # noqa: E402
 from zfbook.widgets import Occluder, invariance_explorer, occlusion_explorer  # noqa: E402
+from zfbook.widgets.invariance import invariance_layers_explorer  # noqa: E402
 
 CLASSES = [f"class{i}" for i in range(12)]
 
@@ -144,6 +145,32 @@ def test_invariance_explorer_one_view_per_value(sweep_setup):
     views = [decode(e.view(value=v)[1]) for v in sweep.values]
     for a, b in zip(views, views[1:]):
         assert np.abs(a - b).max() > 50                 # the images rotate, the marker moves
+
+
+def test_invariance_layers_explorer_links_transformation_amount_and_layer(mini, sweep_setup):
+    images, prep, rot = sweep_setup
+    layers = ("conv1", "conv3", "fc7")
+    sweeps = {n: invariance_sweep(mini, images, [1, 4], n, values=v, preprocess=prep,
+                                  layers=layers)
+              for n, v in (("translation", [-10.0, 0.0, 10.0]), ("rotation", [0.0, 45.0, 90.0]))}
+    e = invariance_layers_explorer(sweeps, images, prep, classes=CLASSES)
+    assert [c.name for c in e.controls] == ["transformation", "step"]
+    assert e.n_static_views == 2 * 3
+    views = {(t, k): decode(e.view(transformation=t, step=k)[1])
+             for t in sweeps for k in range(3)}
+    for t in sweeps:
+        assert np.abs(views[t, 0] - views[t, 2]).max() > 50    # images and lines move
+    assert np.abs(views["translation", 2] - views["rotation", 2]).max() > 50
+    # the identity (translation 0, rotation 0) moves no layer: distance 0 everywhere
+    for t, j in (("translation", 1), ("rotation", 0)):
+        assert all(float(sweeps[t].distance[l][:, j].abs().max()) == 0 for l in layers)
+    with pytest.raises(ValueError, match="other layers"):
+        invariance_layers_explorer({"translation": sweeps["translation"], "rotation": rot},
+                                   images, prep)
+    with pytest.raises(ValueError, match="not swept"):
+        invariance_layers_explorer(sweeps, images, prep,
+                                   values={"translation": [0.0, 5.0, 10.0],
+                                           "rotation": [0.0, 45.0, 90.0]})
 
 
 # ---------------------------------------------------------------- the figures
