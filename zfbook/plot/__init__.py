@@ -29,7 +29,7 @@ evolution, sanity and transfer are used as ``from zfbook.plot import transfer``.
 """
 from .building_zfnet import conv_sampling
 from .correspondence import fig8, table1_figure
-from .data import image_grid
+from .data import image_grid, image_statistics
 from .deconvnet import deconvnet_diagram, steps_figure, unpooling_figure
 from .features import feature_grid, fig2, fig2_maps, projection_view
 from .images import image_rgb, mosaic, projection_rgb
@@ -39,6 +39,6 @@ from .training import filter_norms, layer1_filters, learning_curves
 
 __all__ = ["projection_rgb", "image_rgb", "mosaic", "feature_grid", "fig2", "fig2_maps",
            "layer1_filters", "deconvnet_diagram", "steps_figure", "unpooling_figure",
-           "projection_view", "image_grid", "conv_sampling",
+           "projection_view", "image_grid", "image_statistics", "conv_sampling",
            "class_colours", "placement_map", "square_outline", "class_map", "fig7", "fig5",
            "fig8", "table1_figure", "filter_norms", "learning_curves"]

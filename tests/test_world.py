@@ -1,0 +1,164 @@
+"""The parts world (zfbook.data.world), its image statistics (zfbook.data.statistics) and
+the Gabor share of a first layer (zfbook.gabor)."""
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zfbook import gabor
+from zfbook.data import statistics as S
+from zfbook.data import world
+
+
+def _rng(i, family=2):
+    return np.random.default_rng([0, family, 0, i])
+
+
+# ------------------------------------------------------------------ the world
+def test_every_class_renders_with_a_visible_object():
+    for i, name in enumerate(world.CLASSES + world.TRANSFER_CLASSES):
+        img, mask, kp = world.render(name, _rng(i))
+        assert img.shape == (world.SIZE, world.SIZE, 3) and img.dtype == np.uint8
+        assert mask.shape == img.shape[:2] and mask.sum() > 30, name
+        assert np.isnan(kp).all() == (name not in world.FACE_CLASSES), name
+
+
+def test_families_are_disjoint_and_large_enough():
+    assert len(world.CLASSES) >= 20
+    assert not set(world.CLASSES) & set(world.TRANSFER_CLASSES)
+
+
+def test_unknown_class_names_the_choices():
+    with pytest.raises(ValueError, match="unknown class 'zebra'; classes are: face, cat"):
+        world.render("zebra", _rng(0))
+
+
+def test_same_generator_same_bytes_and_pinned_digest():
+    a = world.render("car", _rng(7))[0]
+    b = world.render("car", _rng(7))[0]
+    assert np.array_equal(a, b)
+    # the renderer's bytes on any machine: geometry is quantised and per-pixel arithmetic
+    # is IEEE-exact, so this digest changes only when the renderer does (then bump VERSION)
+    h = hashlib.sha256()
+    for i, name in enumerate(("face", "bus", "spider", "clock", "kite")):
+        img, mask, _ = world.render(name, _rng(100 + i))
+        h.update(img.tobytes())
+        h.update(mask.tobytes())
+    assert h.hexdigest()[:16] == PINNED_DIGEST
+
+
+PINNED_DIGEST = "bee2559b973a97da"   # world.VERSION 3
+
+
+def test_keypoints_fall_on_the_eyes_and_left_is_the_image_left():
+    for mirror in (False, True):
+        pose = world.Pose(64.0, 64.0, 40.0, 0, mirror)
+        img, mask, kp = world.render("face", _rng(3), pose, clutter=False)
+        (ly, lx), (ry, rx), (ny, nx) = kp
+        assert lx < rx
+        assert abs(ly - ry) < 1e-9 and ny > ly
+        # an eye is a light disc with a dark pupil: the keypoint lies on the object
+        assert mask[int(ly), int(lx)] and mask[int(ry), int(rx)]
+
+
+def test_pose_scale_range_is_three_fold_and_rotation_full_where_allowed():
+    rng = np.random.default_rng(0)
+    radii = [world.random_pose(rng, False).radius for _ in range(2000)]
+    assert min(radii) >= 16 and max(radii) <= 50 and max(radii) / min(radii) > 2.9
+    degs = [world.random_pose(rng, True).deg for _ in range(2000)]
+    assert min(degs) < 20 and max(degs) > 340
+    upright = [world.random_pose(rng, False).deg for _ in range(2000)]
+    assert max(abs(d) for d in upright) <= 30
+
+
+def test_anti_aliased_disc_covers_its_area():
+    box, alpha = world.disc(64.3, 60.1, 10.0)
+    assert abs(alpha.sum() - math.pi * 100) < 1.0   # coverage integrates to the area
+    assert ((alpha > 0) & (alpha < 1)).any()         # and the edge is soft
+
+
+def test_dead_leaves_radii_follow_the_power_law():
+    rng = np.random.default_rng(1)
+    r = np.array([world._leaf_radius(rng) for _ in range(20000)])
+    # density ∝ r^-3 on [2, 64]: P(r > x) = (x^-2 - 64^-2) / (2^-2 - 64^-2)
+    for x in (3.0, 6.0, 12.0):
+        expected = (x ** -2 - 64 ** -2) / (2 ** -2 - 64 ** -2)
+        assert abs((r > x).mean() - expected) < 0.01
+
+
+# ------------------------------------------------------------------ statistics
+def _power_law_noise(n, alpha, seed=0):
+    """Independent reference: white noise shaped to amplitude ∝ f^-alpha in the Fourier domain."""
+    rng = np.random.default_rng(seed)
+    f = np.sqrt(np.fft.fftfreq(128)[:, None] ** 2 + np.fft.fftfreq(128)[None, :] ** 2)
+    f[0, 0] = 1.0
+    out = []
+    for _ in range(n):
+        spec = np.fft.fft2(rng.normal(size=(128, 128))) * f ** -alpha
+        img = np.real(np.fft.ifft2(spec))
+        img = (img - img.mean()) / img.std() * 30 + 128
+        out.append(np.clip(img, 0, 255))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 1.5])
+def test_spectral_slope_recovers_the_exponent(alpha):
+    assert abs(S.spectral_slope(_power_law_noise(8, alpha)) - alpha) < 0.15
+
+
+def test_orientation_histogram_puts_stripes_in_their_bin():
+    y, x = np.mgrid[0:128, 0:128]
+    vertical_edges = 128 + 60 * np.sign(np.sin(2 * np.pi * x / 16.0))   # edges run vertically
+    h = S.orientation_histogram(vertical_edges[None], bins=4)           # bins of 45°
+    assert h.argmax() == 2 and h[2] > 0.9                               # 90° = vertical
+    assert S.orientation_entropy(vertical_edges[None]) < 0.2
+    assert S.orientation_entropy(_power_law_noise(4, 1.0)) > 0.97
+
+
+def test_local_contrast_of_a_flat_image_is_zero_and_of_a_checkerboard_known():
+    assert np.all(S.local_contrast(np.full((1, 64, 64), 100.0)) == 0)
+    y, x = np.mgrid[0:64, 0:64]
+    board = np.where((x + y) % 2 == 0, 50.0, 150.0)[None]
+    assert np.allclose(S.local_contrast(board), 0.5)   # std 50 / mean 100
+
+
+def test_photographs_are_offline_and_sized():
+    p = S.photographs(64)
+    assert p.shape == (len(S.PHOTOGRAPHS), 3, 64, 64) and p.dtype == torch.uint8
+
+
+# ------------------------------------------------------------------ the Gabor share
+def test_fit_recovers_a_noise_free_gabor():
+    params = [3.3, 2.8, 1.4, 2.0, 0.6, 0.22, 0.9, 1.0, 0.05]
+    r2, p = gabor.fit(gabor.gabor(params, 7))
+    assert r2 > 0.999
+    assert np.allclose(gabor.gabor(p, 7), gabor.gabor(params, 7), atol=1e-3)
+
+
+def test_a_blob_is_a_gabor_of_frequency_zero():
+    blob = gabor.gabor([3.0, 3.0, 1.5, 1.5, 0.0, 0.0, 0.0, 1.0, 0.0], 7)
+    assert gabor.fit(blob)[0] > 0.999
+
+
+def test_controls_separate_noise_from_gabors():
+    bank = gabor.gabor_bank(8, seed=1)
+    noise = torch.randn(8, 3, 7, 7, generator=torch.Generator().manual_seed(1))
+    assert gabor.gabor_share(bank) >= 0.75
+    assert gabor.gabor_share(noise) <= 0.25
+    assert np.median(gabor.layer_r2(bank)) > np.median(gabor.layer_r2(noise)) + 0.3
+
+
+def test_colour_opponent_kernel_is_found():
+    g = gabor.gabor([3.0, 3.0, 1.5, 1.5, 0.3, 0.2, 0.0, 1.0, 0.0], 7)
+    red_green = np.stack([g, -g, np.zeros_like(g)])   # sums to zero: only the opponent kernel sees it
+    assert gabor.filter_r2(red_green) > 0.99
+    assert gabor.fit(red_green.sum(0))[0] == 0.0
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="square 2-D kernel"):
+        gabor.fit(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"\(n, c, k, k\)"):
+        gabor.layer_r2(torch.zeros(3, 7, 7))
