@@ -454,3 +454,30 @@ def test_ctrl_c_with_jobs_starts_nothing_more_and_leaks_nothing(tmp_path):
     assert p.returncode == 130 and "finished" not in out
     assert "leaked semaphore" not in err and "Traceback" not in err, err
     assert sorted(f.name for f in tmp_path.glob("started*")) == ["started0", "started1"]
+
+
+def test_ctrl_c_in_occlude_says_whether_the_output_was_written(tmp_path, capsys, monkeypatch):
+    from zfbook.plot import fig7_maps
+    image = picture(tmp_path / "photo.png")
+    out = user_folder(tmp_path / "out")
+    theirs = files(out)
+    cmd = ["occlude", "--model", "zfnet-mini", "--image", image, "--patch", "40", "--stride", "40",
+           "--no-progress", "--out", out, "--force"]
+    real = fig7_maps.overlay
+    monkeypatch.setattr(fig7_maps, "overlay", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    code, _, err = run(capsys, *cmd)
+    assert code == 130 and one_line(err) == f"interrupted; nothing was written to {out}"
+    assert files(out) == theirs and sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.csv", "sub"]
+    # Ctrl-C while the files are moved into place waits until they all are
+    monkeypatch.setattr(fig7_maps, "overlay", real)
+    replace = os.replace
+
+    def ctrl_c_then_replace(a, b):
+        os.kill(os.getpid(), signal.SIGINT)
+        replace(a, b)
+    monkeypatch.setattr(outputs.os, "replace", ctrl_c_then_replace)
+    code, _, err = run(capsys, *cmd)
+    assert code == 130 and one_line(err) == f"interrupted after the output was written in full to {out}"
+    kept(theirs, out)
+    assert {"maps.json", "overlay.png", "p_target.png"} <= {p.name for p in out.iterdir()}
+    assert not (out / outputs.LOCK).exists() and not list(out.glob(".occlude.tmp*"))

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 __all__ = ["RULE", "LOCK", "check_place", "FolderLock", "on_main", "leftovers", "clear_leftovers",
-           "Owned", "OutputFolder", "held", "make_folder", "remove_if_empty", "describe", "head", "stamp", "verb_of"]
+           "Owned", "OutputFolder", "held", "make_folder", "remove_if_empty", "describe", "head", "verb_of"]
 
 #: the ``--out``/``--force`` rule, printed at the end of every writing verb's ``--help``
 RULE = (
@@ -168,6 +168,8 @@ def _pid_runs(pid: int) -> bool:
     """Whether process ``pid`` runs on this machine (a zombie does not)."""
     if pid <= 0:
         return False
+    if os.name == "nt":  # os.kill would end the process there: say it runs
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -386,15 +388,6 @@ def head(path, n: int = 4096) -> bytes:
         return b""
 
 
-def stamp(path) -> tuple | None:
-    """(inode, size, mtime) of ``path``, None if it does not exist: has a file changed?"""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
 @dataclass(frozen=True)
 class Owned:
     """The files a verb writes into its folder: glob ``patterns`` (relative to the folder)
@@ -427,6 +420,7 @@ class OutputFolder:
         self.out, self.own, self.force, self.inputs, self.command = Path(out), own, force, inputs, command
         self._held = None
         self._staging: Path | None = None
+        self.published = False
 
     def __enter__(self) -> "OutputFolder":
         on_main(self._open)
@@ -496,7 +490,14 @@ class OutputFolder:
                 os.replace(p, dest)
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+            self.published = True  # a Ctrl-C held back meanwhile is raised after this
         return mine
+
+    def interrupted(self) -> str:
+        """Ctrl-C's line: whether the output had been written."""
+        if self.published:
+            return f"interrupted after the output was written in full to {self.out}"
+        return f"interrupted; nothing was written to {self.out}"
 
     def __exit__(self, *exc) -> None:
         if self._staging is not None:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..outputs import RULE, OutputFolder, Owned, head
+from .visualize import interrupted  # noqa: F401  (Ctrl-C's line)
 
 NAME = "occlude"
 HELP = "Fig. 7 for any model and image: occlusion maps as PNGs and JSON"
@@ -88,8 +89,9 @@ def run(args) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.image.is_file():
         raise ValueError(f"--image {args.image} is not a file; give one JPEG/PNG image")
-    with OutputFolder(args.out, OWN, force=args.force, command=args.command_line,
-                      inputs=[("--image", args.image), ("--model", args.model)]) as folder:
+    args.output = OutputFolder(args.out, OWN, force=args.force, command=args.command_line,
+                               inputs=[("--image", args.image), ("--model", args.model)])
+    with args.output as folder:
         return _occlude(args, folder)
 
 

@@ -216,6 +216,7 @@ def run(args) -> int:
     folder = OutputFolder(args.out, OWN, force=args.force, command=args.command_line,
                           inputs=[("--images", None if _embedded(args.images) else args.images),
                                   ("--model", args.model)])
+    args.output = folder  # for Ctrl-C's line
     with folder:
         pages = _visualize(args, w, wanted, device, folder)
     if not w.main:
@@ -223,3 +224,9 @@ def run(args) -> int:
     n_png = sum(len(v) for v in pages.values())
     print(f"wrote {n_png} PNGs for {args.n_layers} layers over {args.n_images} images: {args.out / 'index.html'}")
     return 0
+
+
+def interrupted(args, e) -> str:
+    """Ctrl-C's line: whether the output had been written (``visualize`` and ``occlude``)."""
+    folder = getattr(args, "output", None)
+    return folder.interrupted() if folder is not None else "interrupted; nothing was written"
