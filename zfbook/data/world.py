@@ -14,7 +14,7 @@ formula) and Baradad et al. (2022, procedural programs):
   per-image palette, some leaves shaded or striped, over a smooth multi-scale colour field.
 * **Objects: parts that recur.** Each class is a small program that places shared parts
   (:func:`eye`, :func:`wheel`, :func:`window`, :func:`leg`, :func:`petal`, ears, beaks …)
-  with random counts, spacings and colours; poses vary in position, scale (radius 16–50 px,
+  with random counts, spacings and colours; poses vary in position, scale (radius 18–56 px,
   log-uniform: 3×), rotation (full for radially symmetric classes, ±30° otherwise), mirror
   and lighting.
 * **Clutter.** Loose parts of every kind lie on the background (an eye without a face, a
@@ -87,8 +87,13 @@ class Canvas:
         return
 
 
+#: edge width in pixels: 1 is in focus; the background is painted out of focus (wider)
+_FOCUS = [1.0]
+
+
 def _window(cx, cy, ext):
     """Pixel window (top, left, bottom, right) around (cx, cy) of half-size ``ext``, or None."""
+    ext = ext + _FOCUS[0] / 2
     t, l = max(int(math.floor(cy - ext - 1)), 0), max(int(math.floor(cx - ext - 1)), 0)
     b, r = min(int(math.ceil(cy + ext + 2)), SIZE), min(int(math.ceil(cx + ext + 2)), SIZE)
     if t >= b or l >= r:
@@ -98,7 +103,7 @@ def _window(cx, cy, ext):
 
 def _coverage(d):
     """Anti-aliased coverage from a signed distance in pixels (negative inside)."""
-    a = np.clip(0.5 - d, 0.0, 1.0)
+    a = np.clip(0.5 - d / _FOCUS[0], 0.0, 1.0)
     return a if a.any() else None
 
 
@@ -163,10 +168,11 @@ def rect(cx, cy, hw, hh, deg=0, rounding=0.0):
 def capsule(x1, y1, x2, y2, width):
     """A stroke of ``width`` from (x1, y1) to (x2, y2) with round ends (legs, arms, stems)."""
     x1, y1, x2, y2, h = _q(x1), _q(y1), _q(x2), _q(y2), _q(max(width, 0.5)) / 2
-    t = max(int(math.floor(min(y1, y2) - h - 1)), 0)
-    l = max(int(math.floor(min(x1, x2) - h - 1)), 0)
-    b = min(int(math.ceil(max(y1, y2) + h + 2)), SIZE)
-    r = min(int(math.ceil(max(x1, x2) + h + 2)), SIZE)
+    pad = h + _FOCUS[0] / 2
+    t = max(int(math.floor(min(y1, y2) - pad - 1)), 0)
+    l = max(int(math.floor(min(x1, x2) - pad - 1)), 0)
+    b = min(int(math.ceil(max(y1, y2) + pad + 2)), SIZE)
+    r = min(int(math.ceil(max(x1, x2) + pad + 2)), SIZE)
     if t >= b or l >= r:
         return None
     px, py = _XS[t:b, l:r] - x1, _YS[t:b, l:r] - y1
@@ -182,10 +188,11 @@ def polygon(points):
     edges' lines (exact inside and along edges, which is what anti-aliasing needs)."""
     pts = [(_q(x), _q(y)) for x, y in points]
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    t = max(int(math.floor(min(ys) - 1)), 0)
-    l = max(int(math.floor(min(xs) - 1)), 0)
-    b = min(int(math.ceil(max(ys) + 2)), SIZE)
-    r = min(int(math.ceil(max(xs) + 2)), SIZE)
+    pad = _FOCUS[0] / 2
+    t = max(int(math.floor(min(ys) - pad - 1)), 0)
+    l = max(int(math.floor(min(xs) - pad - 1)), 0)
+    b = min(int(math.ceil(max(ys) + pad + 2)), SIZE)
+    r = min(int(math.ceil(max(xs) + pad + 2)), SIZE)
     if t >= b or l >= r:
         return None
     X, Y = _XS[t:b, l:r], _YS[t:b, l:r]
@@ -316,10 +323,14 @@ def background(rng, n_leaves=None):
     rgb = lo + (hi - lo) * field
     canvas = Canvas(rgb)
     n = int(rng.integers(80, 220)) if n_leaves is None else n_leaves
-    for _ in range(n):
-        r = _leaf_radius(rng)
-        cx, cy = rng.uniform(-8, SIZE + 8, 2)
-        _leaf(rng, canvas, palette, cx, cy, r)
+    _FOCUS[0] = _q(rng.uniform(1.0, 3.5))   # depth of field: the background is out of focus
+    try:
+        for _ in range(n):
+            r = _leaf_radius(rng)
+            cx, cy = rng.uniform(-8, SIZE + 8, 2)
+            _leaf(rng, canvas, palette, cx, cy, r)
+    finally:
+        _FOCUS[0] = 1.0
     return canvas, palette
 
 
@@ -853,17 +864,19 @@ _LOOSE = (
 
 # ----------------------------------------------------------------------------- images
 def random_pose(rng, full_rotation: bool) -> Pose:
-    """Radius log-uniform in [16, 50] px, centre so that at least most of the object is in
+    """Radius log-uniform in [18, 56] px, centre so that at least most of the object is in
     view, rotation whole degrees (any, or ±30°), mirrored half of the time."""
-    radius = _q(16.0 * (50.0 / 16.0) ** rng.random())
+    radius = _q(18.0 * (56.0 / 18.0) ** rng.random())
     m = radius * 0.55
     cx, cy = _q(rng.uniform(m, SIZE - m)), _q(rng.uniform(m, SIZE - m))
     deg = int(rng.integers(0, 360)) if full_rotation else int(rng.integers(-30, 31))
     return Pose(cx, cy, radius, deg, bool(rng.random() < 0.5))
 
 
-def _object_colours(rng, palette):
+def _object_colours(rng, palette, away_from=None):
     body = natural_colour(rng, rng.uniform(20, 80))
+    if away_from is not None:
+        body = _other_colour(rng, away_from, 120)
     part = _other_colour(rng, body, 120)
     accent = _other_colour(rng, body, 150)
     dark = rng.integers(0, 70, 3).astype(np.float64)
@@ -886,8 +899,10 @@ def render(name: str, rng: np.random.Generator, pose: Pose | None = None, *, clu
                          int(rng.integers(0, 360)), False)
             _LOOSE[int(rng.integers(len(_LOOSE)))](Painter(canvas, loose, _object_colours(rng, palette), rng))
     pose = pose or random_pose(rng, full)
+    box = _window(pose.cx, pose.cy, pose.radius)
+    under = canvas.rgb[box[0]:box[2], box[1]:box[3]].reshape(-1, 3).mean(0)
     canvas.cover = np.zeros((SIZE, SIZE))
-    painter = Painter(canvas, pose, _object_colours(rng, palette), rng)
+    painter = Painter(canvas, pose, _object_colours(rng, palette, np.round(under)), rng)
     program(painter)
     cover = canvas.cover
     canvas.cover = None
