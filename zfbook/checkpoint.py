@@ -8,8 +8,9 @@ file's sha256, which :func:`pretrained` checks before it loads a file.
 Writes are atomic (a temporary file in the same folder, fsync, rename), and Ctrl-C while
 files that belong together are written is held back until they are all written
 (:func:`deferred_interrupts`). Every failure is one line that names the file: missing, empty,
-not a zfbook checkpoint, cut short, holding foreign objects, weights that do not fit (which
-tensors, which shapes), no space left on the device.
+not a zfbook checkpoint, cut short, holding foreign objects, weights that are not finite,
+weights that do not fit (which tensors, which shapes), a shipped file (by name or by path)
+whose sha256 differs from the manifest's, no space left on the device.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -26,12 +28,13 @@ from pathlib import Path
 
 import torch
 
+from .checks import integer
 from .data.preprocess import Preprocess
 from .models import ConvNet, build, preset
 
 __all__ = ["CheckpointError", "FORMAT", "save_atomic", "write_text_atomic", "deferred_interrupts",
            "load_checkpoint", "model_from_checkpoint", "load_state", "pretrained", "data_dir",
-           "manifest", "sha256"]
+           "manifest", "sha256", "SHIPPED_NAME", "parse_shipped_name", "shipped_file", "refuse_non_finite"]
 
 FORMAT = "zfbook-checkpoint/1"
 
@@ -163,6 +166,8 @@ def load_checkpoint(path, map_location="cpu", *, mmap: bool = False) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}" + (" is a folder" if path.is_dir() else ""))
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): not a zfbook checkpoint")
+    if not mmap:
+        _verify_if_shipped(path)
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says enough
             warnings.simplefilter("ignore")
@@ -176,25 +181,39 @@ def load_checkpoint(path, map_location="cpu", *, mmap: bool = False) -> dict:
             raise CheckpointError(f"{path} is damaged: it has no {key!r} entry")
     if not isinstance(ckpt["model"], dict) or not isinstance(ckpt["mean"], torch.Tensor):
         raise CheckpointError(f"{path} is damaged: its 'model' or 'mean' entry is not what zfbook writes")
+    if not mmap:  # a cheap look (mmap) reads no weights
+        refuse_non_finite({**ckpt["model"], "mean": ckpt["mean"]}, path)
     return ckpt
+
+
+def refuse_non_finite(state: dict, source) -> None:
+    """Refuse weights holding NaN or ±inf (a run that diverged, or a damaged file): such a
+    model evaluates to chance and would export like any other. One line naming ``source``
+    and the tensors."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{source} holds weights that are not finite (NaN or inf in {_few(bad)}): "
+                              "a run that diverged or a damaged file; zfbook refuses to load it")
 
 
 def _shape(t) -> str:
     return "×".join(map(str, t.shape)) or "a scalar"
 
 
+def _few(names) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
 def _misfit(model, state: dict) -> str:
     """Which tensors of ``state`` do not fit ``model``: wrong shapes, missing, unexpected."""
     want = model.state_dict()
-
-    def few(names):
-        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     shapes = [f"{k} is {_shape(v)} in the file but {_shape(want[k])} in the model"
               for k, v in state.items() if k in want and tuple(v.shape) != tuple(want[k].shape)]
     missing = [k for k in want if k not in state]
     extra = [k for k in state if k not in want]
-    parts = ([few(shapes)] if shapes else []) + ([f"missing {few(missing)}"] if missing else []) + \
-        ([f"unexpected {few(extra)}"] if extra else [])
+    parts = ([_few(shapes)] if shapes else []) + ([f"missing {_few(missing)}"] if missing else []) + \
+        ([f"unexpected {_few(extra)}"] if extra else [])
     return "; ".join(parts)
 
 
@@ -210,6 +229,7 @@ def load_state(model: ConvNet, ckpt: dict, source="checkpoint") -> None:
     if not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
         raise CheckpointError(f"{source} is damaged: its weights are not all tensors")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    refuse_non_finite(state, source)
     misfit = _misfit(model, state)
     if misfit:
         raise CheckpointError(f"{source} does not fit the {have!r} model: {misfit}")
@@ -275,22 +295,60 @@ def _verify(path: Path, entry: dict) -> None:
     _VERIFIED[key] = want
 
 
+#: The file names of ``data/``: a model's name (letters, digits, ``_`` and ``-``, not
+#: containing ``-epoch``), then for a snapshot ``-epoch`` and the epoch (no leading zero),
+#: then ``.pt``. ``export --name`` accepts only these, and :func:`pretrained` reads them back.
+SHIPPED_NAME = re.compile(r"(?P<model>[A-Za-z0-9](?:(?:(?!-epoch)[A-Za-z0-9_-])*[A-Za-z0-9])?)"
+                          r"(?:-epoch(?P<epoch>0|[1-9][0-9]*))?\.pt")
+
+
+def parse_shipped_name(file: str):
+    """``(model, epoch)`` of a file name of ``data/`` (epoch None for a final model), or None
+    if :data:`SHIPPED_NAME` does not match it."""
+    m = SHIPPED_NAME.fullmatch(file) if isinstance(file, str) else None
+    if m is None:
+        return None
+    return m["model"], None if m["epoch"] is None else int(m["epoch"])
+
+
+def shipped_file(entries: dict, name: str, epoch: int | None = None) -> str:
+    """The manifest's file of model ``name`` (its snapshot after ``epoch``): what
+    :func:`pretrained` loads; a one-line ValueError naming the shipped models or snapshots."""
+    if epoch is not None:
+        epoch = integer("epoch", epoch, 0)
+    file = f"{name}.pt" if epoch is None else f"{name}-epoch{epoch}.pt"
+    final = entries.get(f"{name}.pt", {})
+    if epoch is not None and final.get("epochs") == epoch:
+        file = f"{name}.pt"  # the last snapshot is the final model itself
+    if file in entries and parse_shipped_name(file) is not None:
+        return file
+    parsed = [p for p in map(parse_shipped_name, entries) if p is not None]
+    names = sorted({m for m, _ in parsed})
+    if epoch is not None and name in names:
+        epochs = {e for m, e in parsed if m == name and e is not None}
+        if isinstance(final.get("epochs"), int):
+            epochs.add(final["epochs"])  # the final model is also a snapshot
+        raise ValueError(f"no snapshot of {name!r} at epoch {epoch}; snapshots: {sorted(epochs)}")
+    raise ValueError(f"unknown pretrained model {name!r}; shipped models are: {', '.join(names) or 'none'}")
+
+
+def _verify_if_shipped(path: Path) -> None:
+    """A file of ``data/`` listed in the manifest gets the sha256 check of :func:`pretrained`
+    however it is named: by its shipped name, or by its path (or a link to it)."""
+    real = path.resolve()
+    if real.parent != data_dir().resolve():
+        return
+    entry = manifest().get(real.name)
+    if entry is not None:
+        _verify(real, entry)
+
+
 def pretrained(name: str = "zfnet-mini", epoch: int | None = None) -> ConvNet:
     """A shipped checkpoint from ``data/``: ``zfnet-mini`` or ``alexnet-mini``; with ``epoch``,
     the zfnet-mini snapshot taken after that epoch (Fig. 4). The file's sha256 is checked
     against ``data/MANIFEST.json`` before it is loaded."""
     entries = manifest()
-    file = f"{name}.pt" if epoch is None else f"{name}-epoch{epoch}.pt"
-    if epoch is not None and entries.get(f"{name}.pt", {}).get("epochs") == epoch:
-        file = f"{name}.pt"  # the last snapshot is the final model itself
-    if file not in entries:
-        names = sorted({k.split("-epoch")[0].removesuffix(".pt") for k in entries if k.endswith(".pt")})
-        epochs = sorted(int(k.split("-epoch")[1][:-3]) for k in entries if k.startswith(f"{name}-epoch"))
-        if f"{name}.pt" in entries:
-            epochs = sorted(set(epochs) | {entries[f"{name}.pt"]["epochs"]})  # the final is also a snapshot
-        if epoch is not None and name in names:
-            raise ValueError(f"no snapshot of {name!r} at epoch {epoch}; snapshots: {epochs}")
-        raise ValueError(f"unknown pretrained model {name!r}; shipped models are: {', '.join(names) or 'none'}")
+    file = shipped_file(entries, name, epoch)
     path = data_dir() / file
     _verify(path, entries[file])
     model = model_from_checkpoint(load_checkpoint(path), source=str(path))

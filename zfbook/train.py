@@ -54,7 +54,8 @@ from .checks import integer, number
 from .data.preprocess import Preprocess, mean_image
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
-           "resolve_device", "default_workers", "plateaued", "check_run_folder", "check_same_run", "NonFiniteLoss",
+           "resolve_device", "default_workers", "available_cores", "plateaued", "check_classes",
+           "check_run_folder", "check_same_run", "NonFiniteLoss",
            "Interrupted", "DEVICES", "DATASETS", "RUN_FILES"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -83,6 +84,11 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"interrupted {where}; {kept}")
 
 
+#: the largest seed (torch's generators take 64 bits)
+SEED_MAX = 2**64 - 1
+#: the largest learning rate or weight decay (float32's range, rounded down)
+FLOAT32_MAX = 3.4e38
+
 #: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet.
 PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": ()}
 #: The CPU recipe of the mini presets (see :data:`RECIPES`).
@@ -98,13 +104,17 @@ RECIPES = {
 }
 
 
+def available_cores() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """DataLoader workers by default: the CPU cores this process may use, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return min(4, available_cores())
 
 
 @dataclass
@@ -150,16 +160,17 @@ class Config:
             self.data_seed = self.seed
         self.epochs = integer("epochs (--epochs)", self.epochs, 1)
         self.batch_size = integer("batch_size (--batch-size)", self.batch_size, 1)
-        self.lr = number("lr (--lr)", self.lr, 0, low_open=True)
+        # the network computes in float32: a larger rate or decay cannot even be applied
+        self.lr = number("lr (--lr)", self.lr, 0, FLOAT32_MAX, low_open=True)
         self.momentum = number("momentum", self.momentum, 0, 1, high_open=True)
-        self.weight_decay = number("weight_decay (--weight-decay)", self.weight_decay, 0)
+        self.weight_decay = number("weight_decay (--weight-decay)", self.weight_decay, 0, FLOAT32_MAX)
         self.dropout = number("dropout", self.dropout, 0, 1, high_open=True)
         self.radius = number("radius", self.radius, 0, low_open=True)
         self.patience = integer("patience", self.patience, 0)
         if self.stop_patience is not None:
             self.stop_patience = integer("stop_patience (--stop-patience)", self.stop_patience, 1)
-        self.seed = integer("seed (--seed)", self.seed, 0)
-        self.data_seed = integer("data_seed (--data-seed)", self.data_seed, 0)
+        self.seed = integer("seed (--seed)", self.seed, 0, SEED_MAX)
+        self.data_seed = integer("data_seed (--data-seed)", self.data_seed, 0, SEED_MAX)
         self.check_every = integer("check_every", self.check_every, 1)
         self.workers = integer("workers (--workers)", self.workers, 0)
         self.mean_images = integer("mean_images", self.mean_images, 1)
@@ -380,6 +391,34 @@ def _load_data(cfg: Config):
                  for split in ("train", "val"))
 
 
+def _split_name(data) -> str:
+    name, split, root = (getattr(data, a, None) for a in ("name", "split", "root"))
+    if name == "imagefolder":
+        return str(Path(root) / split) if split else str(root)
+    return f"{name}'s {split} split" if name else "the training data"
+
+
+def check_classes(train_set, val_set) -> None:
+    """Refuse training data of fewer than two classes, and a validation split whose classes
+    are not the training split's, by name and in the same order (a label is a position in
+    the class list: matched by position, a validation image of ``dog`` would be scored as
+    whatever class is at ``dog``'s place in training)."""
+    have = list(getattr(train_set, "classes", None) or [])
+    n = len(have) or int(torch.unique(torch.as_tensor(train_set.labels)).numel())
+    if n < 2:
+        names = f" ({', '.join(map(str, have))})" if have else ""
+        raise ValueError(f"{_split_name(train_set)} holds {n} class{'' if n == 1 else 'es'}{names}; a "
+                         "classifier needs at least 2 (imagefolder: one folder per class)")
+    val = list(getattr(val_set, "classes", None) or [])
+    if have and val and val != have:
+        only_t, only_v = [c for c in have if c not in val], [c for c in val if c not in have]
+        diff = "; ".join(p for p in (f"only in training: {_few(only_t)}" if only_t else "",
+                                     f"only in validation: {_few(only_v)}" if only_v else "") if p)
+        raise ValueError(f"{_split_name(train_set)} and {_split_name(val_set)} hold different classes "
+                         f"({diff or 'the same names in another order'}); the validation split needs the "
+                         "training split's classes")
+
+
 def real_split(dataset: str, root, split: str, preset: str, *, download: bool = False):
     """A real dataset's ``train`` split, or for any other ``split`` the one that serves as its
     validation split (CIFAR-10's ``test``, the others' ``val``; imagefolder: ``root/train`` and
@@ -432,7 +471,7 @@ class _Loader:
         self.device, self.cuda = device, device.type == "cuda"
         self.world = world.size
         self.sampler = (DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
-                                           seed=seed * 10**6) if shuffle else None)
+                                           seed=seed * 10**6 % 2**63) if shuffle else None)
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  generator=torch.Generator().manual_seed(seed), pin_memory=self.cuda,
                                  persistent_workers=shuffle and workers > 0)
@@ -633,6 +672,7 @@ def _world_diffs(ckpt: dict, cfg: "Config", size: int) -> list[str]:
 def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_steps,
          w: "distributed.World" = distributed.World()) -> list:
     train_set, val_set = data or _load_data(cfg)
+    check_classes(train_set, val_set)
     classes = list(getattr(train_set, "classes", []))
     num_classes = len(classes) or int(torch.as_tensor(train_set.labels).max()) + 1
     identity = _data_identity(train_set, cfg)
@@ -685,7 +725,7 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
                 batches.set_epoch(epoch)
             # one process: crops and flips from the run's generator; several: from a per-rank one
             aug = gen if w.size == 1 else torch.Generator().manual_seed(
-                (cfg.seed * 1_000_003 + epoch) * 65_537 + w.rank)
+                ((cfg.seed * 1_000_003 + epoch) * 65_537 + w.rank) % 2**64)
             count = 0
             loss_sum = torch.zeros((), device=device)
             c1 = torch.zeros((), device=device, dtype=torch.long)

@@ -47,6 +47,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -200,17 +201,24 @@ def cached_features(model: nn.Module, sha: str | None, split: str, images, layer
                     pooling: str = "max", progress: bool = True, device="cpu") -> dict:
     """:func:`features`, cached on disk by checkpoint ``sha`` (256), ``split`` (a name that
     identifies the images), layer and pooling. Missing layers are computed together in one
-    pass; ``sha=None`` turns the cache off. A damaged cache file is recomputed."""
+    pass; ``sha=None`` turns the cache off. A cache file that is damaged or holds another
+    shape than the images' features is recomputed, with a warning that names it."""
     layers = list(layers)
     found, missing = {}, []
     for layer in layers:
         path = feature_cache_path(sha, split, layer, pooling) if sha else None
         if path is not None and path.is_file():
             try:
-                found[layer] = torch.load(path, weights_only=True)
-                continue
+                f = torch.load(path, weights_only=True)
             except Exception:
-                pass
+                f = None
+            if isinstance(f, torch.Tensor) and f.dim() == 2 and f.is_floating_point() and len(f) == len(images):
+                found[layer] = f
+                continue
+            got = f"a {'×'.join(map(str, f.shape))} tensor" if isinstance(f, torch.Tensor) else \
+                ("no tensor" if f is not None else "nothing readable")
+            tqdm.write(f"warning: the feature cache file {path} holds {got}, not the {len(images)} images' "
+                       f"{layer} features; computing them again", file=sys.stderr)
         missing.append(layer)
     if missing:
         fresh = features(model, images, missing, pooling=pooling, progress=progress, device=device,

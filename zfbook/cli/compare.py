@@ -43,7 +43,7 @@ def run_grid(args, presets) -> list[dict]:
     recipe flags; returns the records of this grid."""
     for p in presets:
         models.preset(p)
-    seeds = epochs(args.seeds, "--seeds")
+    seeds = epochs(args.seeds, "--seeds", "seeds")
     if not presets or not seeds:
         raise ValueError("give at least one network and one seed")
     specs = grid(presets, seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -1,23 +1,25 @@
 """``python -m zfbook export``: a run's weights as float16 into ``data/``, recorded in the manifest.
 
-``--name`` is a file name in ``data/`` (``zfnet-mini.pt``), never a path: separators, ``..``,
-absolute paths, hidden names and the manifest's own name are refused, and an existing file
-is replaced only with ``--force``. The float16 model is evaluated first; only then are the
+``--name`` is a file name in ``data/`` that :func:`zfbook.pretrained` reads back
+(``zfnet-mini.pt``, ``zfnet-mini-epoch5.pt``: :data:`zfbook.checkpoint.SHIPPED_NAME`), never
+a path, and an existing file is replaced only with ``--force``. The float16 model is evaluated first; only then are the
 file and its manifest entry written, each atomically, and Ctrl-C waits until both are.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
-from ..checkpoint import (FORMAT, data_dir, deferred_interrupts, load_checkpoint, manifest, save_atomic,
-                          sha256, write_text_atomic)
+from ..checkpoint import (FORMAT, data_dir, deferred_interrupts, load_checkpoint, manifest,
+                          parse_shipped_name, save_atomic, sha256, write_text_atomic)
 from .evaluate import evaluate_checkpoint
 
 NAME = "export"
 HELP = "write a run's weights as float16 into data/ and record it in the manifest"
 MANIFEST = "MANIFEST.json"
+MAX_NAME = 200  # characters of --name (a file name may have 255 bytes; the staged copy adds a few)
 
 
 def add_arguments(x) -> None:
@@ -32,17 +34,14 @@ def add_arguments(x) -> None:
 
 
 def check_name(name: str) -> str:
-    """``name`` if it is a plain ``*.pt`` file name for ``data/``; a one-line ValueError otherwise."""
-    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
-    rule = "--name takes a file name in data/ ending in .pt, such as zfnet-mini.pt (no folders)"
-    if not name or any(s in name for s in seps) or Path(name).is_absolute() or name in (".", ".."):
-        raise ValueError(f"{rule}; got {name!r}")
-    if ".." in name or name.startswith(".") or "\0" in name:
-        raise ValueError(f"{rule}, not starting with '.' and without '..'; got {name!r}")
-    if name.lower() == MANIFEST.lower():
-        raise ValueError(f"--name {name!r} is the manifest itself; {rule}")
-    if not name.endswith(".pt"):
-        raise ValueError(f"{rule}; got {name!r}")
+    """``name`` if it is a file name that :func:`zfbook.pretrained` reads back
+    (:data:`zfbook.checkpoint.SHIPPED_NAME`: ``MODEL.pt``, or ``MODEL-epochE.pt`` for a
+    snapshot), never a path; a one-line ValueError otherwise."""
+    if parse_shipped_name(name) is None or len(name) > MAX_NAME:
+        raise ValueError("--name takes a file name in data/ (not a path) that zfbook.pretrained() reads "
+                         "back: MODEL.pt, or MODEL-epochE.pt for the snapshot after epoch E, MODEL made "
+                         f"of letters, digits, '_' and '-' (e.g. zfnet-mini.pt, zfnet-mini-epoch5.pt), "
+                         f"at most {MAX_NAME} characters; got {name!r}")
     return name
 
 
@@ -61,6 +60,11 @@ def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     small = {k: ckpt[k] for k in ("format", "preset", "num_classes", "classes", "mean", "epoch", "history", "config")
              if k in ckpt}
+    half_max = 65504.0  # the largest float16
+    over = [k for k, v in ckpt["model"].items() if v.is_floating_point() and v.numel() and float(v.abs().max()) > half_max]
+    if over:
+        raise ValueError(f"{args.checkpoint}: weights beyond float16's range (|w| > {half_max:g}) in "
+                         f"{', '.join(over[:4])}; export writes float16 weights, which would be inf")
     small["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     # evaluated before anything is written (weights that do not fit are refused first)
     centre, ten, split = evaluate_checkpoint(small, str(args.checkpoint), "test", "cpu", args.data_root)
@@ -81,14 +85,44 @@ def run(args) -> int:
                 entry["note"] = args.note
             entries = manifest()
             entries[name] = entry
-            write_text_atomic(folder / MANIFEST, json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
-            os.replace(staged, path)
+            _publish(staged, path, lambda: write_text_atomic(
+                folder / MANIFEST, json.dumps(dict(sorted(entries.items())), indent=2) + "\n"))
         finally:
             staged.unlink(missing_ok=True)
         args.written = path
     print(f"wrote {path} ({entry['bytes'] / 1e6:.2f} MB): test top-1 {entry['test_top1_centre']}% centre, "
           f"{entry['test_top1_10crop']}% 10 crops")
     return 0
+
+
+def _publish(staged: Path, path: Path, write_manifest) -> None:
+    """Rename ``staged`` to ``path``, then write the manifest (``write_manifest()``): the
+    manifest never lists a file that is not in place. If either step fails, ``path`` is
+    what it was before (the replaced file, kept as a hard link until then, or nothing) and
+    the manifest is unchanged."""
+    backup = path.with_name(f".{path.name}.replaced{os.getpid()}")
+    had = path.exists()
+    try:
+        if had:
+            try:
+                os.link(path, backup)
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, backup)
+        try:
+            os.replace(staged, path)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}; data/ and its manifest "
+                                   "are unchanged") from None
+        try:
+            write_manifest()
+        except BaseException:
+            if had:
+                os.replace(backup, path)
+            else:
+                path.unlink(missing_ok=True)
+            raise
+    finally:
+        backup.unlink(missing_ok=True)
 
 
 def interrupted(args, e) -> str:

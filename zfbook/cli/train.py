@@ -7,10 +7,11 @@ says where, and the command that continues (exit status 130).
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from .. import models
-from ..train import DATASETS, DEVICES, SNAPSHOTS, Config, Interrupted, default_workers, train
+from ..train import DATASETS, DEVICES, SNAPSHOTS, Config, Interrupted, available_cores, default_workers, train
 
 NAME = "train"
 HELP = "train a preset with the paper's recipe (Section 3)"
@@ -57,13 +58,27 @@ def add_recipe_arguments(p) -> None:
                    "for this many epochs (--epochs is then the most; default: train every epoch)")
 
 
-def epochs(text, flag):
-    """``--snapshots`` / ``--anneal``: epochs separated by commas."""
+def epochs(text, flag, what="epochs"):
+    """``--snapshots`` / ``--anneal`` (and ``--seeds``, ``what="seeds"``): whole numbers
+    separated by commas."""
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         also = " or 'none'" if flag == "--anneal" else ""
-        raise ValueError(f"{flag} takes epochs separated by commas (e.g. 12,20){also}, got {text!r}")
+        example = "0,1,2" if what == "seeds" else "12,20"
+        raise ValueError(f"{flag} takes {what} separated by commas (e.g. {example}){also}, got {text!r}") from None
+
+
+def cap_workers(n: int) -> int:
+    """``--workers`` at most the CPU cores this process may use, with a one-line note: more
+    would only start processes that wait (``--workers 1000`` started a thousand)."""
+    cores = available_cores()
+    if n <= cores:
+        return n
+    from ..distributed import is_main
+    if is_main():
+        print(f"note: --workers {n} is more than the {cores} CPU cores here; using {cores}", file=sys.stderr)
+    return cores
 
 
 def anneal(text):
@@ -92,7 +107,7 @@ def interrupted(args, e) -> str:
 def run(args) -> int:
     cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                  seed=args.seed, data_seed=args.data_seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                 data_root=args.data_root, download=args.download, workers=args.workers,
+                 data_root=args.data_root, download=args.download, workers=cap_workers(args.workers),
                  renorm=not args.no_renorm, anneal=anneal(args.anneal), stop_patience=args.stop_patience,
                  snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
     history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)

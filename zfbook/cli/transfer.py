@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import outputs
 from .. import transfer as T
+from ..checks import integer
 
 NAME = "transfer"
 HELP = "frozen / scratch / finetune accuracy on new classes, over shots per class and draws (Tables 4-5, Fig. 9)"
@@ -51,6 +52,7 @@ def setup(args):
     from ..train import resolve_device
     if args.draws < 1:
         raise ValueError(f"--draws must be at least 1, got {args.draws}")
+    integer("--seed", args.seed, 0, 2**32 - 1)  # the runs' seeds (seed × 10⁶ + ...) stay within 64 bits
     T._check("dataset", args.dataset, T.DATASETS)
     device = resolve_device(args.device)
     model, sha, name = T.resolve_checkpoint(args.checkpoint)

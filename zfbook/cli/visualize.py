@@ -19,6 +19,7 @@ from ..outputs import RULE, OutputFolder, Owned, head
 NAME = "visualize"
 HELP = "Fig. 2 for any model and images: top-k projections beside their patches, as PNGs + index.html"
 PER_PNG = 16   # maps per PNG (a 4 × 4 grid of Fig. 2 panels)
+K_MAX = 64     # activations per map: a PNG's 16 maps then hold 1,024 projections
 
 
 def add_arguments(v) -> None:
@@ -32,7 +33,8 @@ def add_arguments(v) -> None:
     v.add_argument("--layers", default=None,
                    help="layers separated by commas (default: the rectified conv layers, conv1…conv5 for ours)")
     v.add_argument("--maps", default="0-15", help="feature maps, e.g. 0-15 or 0-7,32 or all (default 0-15)")
-    v.add_argument("--k", type=int, default=9, help="activations per map (9 in the paper)")
+    v.add_argument("--k", type=int, default=9, help=f"activations per map (9 in the paper; at most {K_MAX} "
+                   "and the number of images)")
     v.add_argument("--limit", type=int, default=None, help="use only the first N images")
     v.add_argument("--batch-size", type=int, default=64)
     v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
@@ -97,18 +99,19 @@ def _embedded(spec: str) -> bool:
     return spec == "embedded" or spec.startswith("embedded:")
 
 
-def embedded_images(spec: str, source):
-    """``embedded[:SPLIT]``: the embedded dataset's split, preprocessed for ``source``."""
+def embedded_images(spec: str, source, limit: int | None = None):
+    """``embedded[:SPLIT]``: the embedded dataset's split (its first ``limit`` images),
+    preprocessed for ``source``."""
     from ..data.embedded import SPLITS, embedded
     split = spec.partition(":")[2] or "test"
-    if split not in SPLITS:
-        raise ValueError(f"unknown embedded split {split!r}; splits are: {', '.join(SPLITS)}")
-    data = embedded(split)
+    if split not in SPLITS["main"]:  # SPLITS: each family's splits
+        raise ValueError(f"unknown embedded split {split!r}; splits are: {', '.join(SPLITS['main'])}")
+    raw = embedded(split).images[:limit]
     if hasattr(source.transform, "preprocess"):  # ours: the checkpoint's own preprocessing
-        images = source.transform.preprocess.center(data.images)
+        images = source.transform.preprocess.center(raw)
     else:
         from torchvision.transforms.v2.functional import to_pil_image
-        images = torch.stack([source.transform(to_pil_image(x)) for x in data.images])
+        images = torch.stack([source.transform(to_pil_image(x)) for x in raw])
     return images, [f"embedded {split} #{i}" for i in range(len(images))]
 
 
@@ -164,12 +167,12 @@ def _visualize(args, w, wanted, device, folder) -> dict:
             raise ValueError(f"--maps {args.maps}: layer {layer} has maps 0-{n - 1}")
         maps[layer] = m
     if _embedded(args.images):
-        images, names = embedded_images(args.images, src)
-        if args.limit:
-            images, names = images[:args.limit], names[:args.limit]
+        images, names = embedded_images(args.images, src, args.limit)
     else:
         images, paths = sources.read_images(args.images, src.transform, limit=args.limit, progress=progress)
         names = [str(p.relative_to(args.images)) for p in paths]
+    if args.k > len(images):
+        raise ValueError(f"--k {args.k} is more than the {len(images)} images; valid values are 1…{len(images)}")
     model = src.model.to(device)
     found = distributed.top_activations(model, images, layers, args.k, batch_size=args.batch_size,
                                         progress=progress)
@@ -204,8 +207,8 @@ def run(args) -> int:
     from .. import distributed
     from ..train import resolve_device
 
-    if args.k < 1:
-        raise ValueError(f"--k must be at least 1, got {args.k}")
+    if not 1 <= args.k <= K_MAX:
+        raise ValueError(f"--k must be in 1…{K_MAX} (activations per map, drawn as one mosaic), got {args.k}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.limit is not None and args.limit < 1:

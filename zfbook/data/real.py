@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import re
 import shutil
 import socket
@@ -43,7 +44,8 @@ from torchvision.transforms import v2 as T
 
 from .preprocess import resize_center
 
-__all__ = ["DATASETS", "DatasetNotFound", "ImageReadError", "RealDataset", "load", "per_class_split"]
+__all__ = ["DATASETS", "DatasetNotFound", "ImageReadError", "RealDataset", "load", "per_class_split",
+           "MAX_ASPECT", "check_image_size", "refuse_link_loops"]
 
 #: Names accepted by :func:`load`.
 DATASETS = ("imagefolder", "imagenet", "imagenette", "cifar10", "caltech101", "caltech256")
@@ -116,8 +118,27 @@ class RealDataset(Dataset):
                 f"classes={len(self.classes)}, root='{self.root}')")
 
 
+#: The most elongated image accepted, as longer side / shorter side. Images are resized so
+#: that the shorter side is the network's input side: a 1,000,000 × 1 strip (3 KB as a PNG)
+#: would become 256 × 256,000,000 pixels (tens of GB), so it is refused before it is resized.
+MAX_ASPECT = 100
+
+
+def check_image_size(size) -> None:
+    """Refuse an image of ``size`` (width, height) more elongated than :data:`MAX_ASPECT`
+    (or with a side of 0 pixels): a one-line ValueError, before any pixel is resized."""
+    w, h = size
+    if min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h):
+        ratio = f"{max(w, h) / min(w, h):,.0f} times" if min(w, h) else "infinitely"
+        raise ValueError(f"{w}×{h} pixels: one side {ratio} longer than the other, too elongated to "
+                         "resize (the shorter side is scaled to the network's input side); zfbook "
+                         f"accepts images up to {MAX_ASPECT}:1")
+
+
 def _rgb(image):
-    """PIL image → RGB (Caltech has grayscale images, ImageNet a few CMYK ones)."""
+    """PIL image → RGB (Caltech has grayscale images, ImageNet a few CMYK ones); an image too
+    elongated to resize is refused (:func:`check_image_size`)."""
+    check_image_size(image.size)
     return image.convert("RGB")
 
 
@@ -155,10 +176,41 @@ def _where(name: str, root: Path, split: Optional[str], size: int) -> tuple[Path
     return path, get.format(url=_URLS[name], path=f"{path}/001.ak47/001_0001.jpg"), True
 
 
+def refuse_link_loops(top) -> None:
+    """Refuse a folder tree with a symbolic link back to a folder above it (``cat/up -> ..``).
+
+    torchvision's ``ImageFolder`` walks its class folders following links (``os.walk`` with
+    ``followlinks=True``), which never ends on such a loop. This walks the tree first, also
+    following links, and keeps the real paths of the folders above each one: a link to one
+    of them is refused in one line that names it. Links elsewhere (a class folder kept on
+    another disk, say) are followed as before."""
+    top = Path(top)
+    stack = [(str(top), (os.path.realpath(top),))]
+    while stack:
+        folder, above = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable: torchvision says so when it gets there
+        for e in entries:
+            try:
+                if not e.is_dir():  # follows links
+                    continue
+            except OSError:
+                continue
+            real = os.path.realpath(e.path)
+            if real in above:
+                raise ValueError(f"{e.path} is a symbolic link to {real}, a folder that contains it: reading "
+                                 f"{top} would never end; remove the link or point it elsewhere")
+            stack.append((e.path, above + (real,)))
+
+
 def _open(name: str, root: Path, split: Optional[str], size: int, transform, download: bool):
     """The torchvision dataset, its class names and its labels."""
     if name in ("imagefolder", "imagenet"):
-        ds = tvd.ImageFolder(_where(name, root, split, size)[0], transform=transform)
+        path = _where(name, root, split, size)[0]
+        refuse_link_loops(path)
+        ds = tvd.ImageFolder(path, transform=transform)
         return ds, ds.classes, ds.targets
     if name == "cifar10":
         ds = tvd.CIFAR10(root, train=split == "train", transform=transform, download=download)
