@@ -27,16 +27,8 @@ def ev():
 
 
 @pytest.fixture
-def captured(monkeypatch):
-    calls = []
-    real = evoplot.strongest_view
-
-    def spy(*args, **kwargs):
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(evoplot, "strongest_view", spy)
-    return calls
+def captured(spy):
+    return spy(evoplot, "strongest_view")
 
 
 MAPS = {"conv1": [2, 5], "conv5": [0, 4, 7]}

@@ -32,17 +32,8 @@ def tops(mini, images):
 
 
 @pytest.fixture
-def captured(monkeypatch):
-    """The arguments of every top_view call the widget makes."""
-    calls = []
-    real = featplot.top_view
-
-    def spy(*args, **kwargs):
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(featplot, "top_view", spy)
-    return calls
+def captured(spy):
+    return spy(featplot, "top_view")
 
 
 MAPS = {"conv1": [3, 7], "conv5": [1, 5, 9]}

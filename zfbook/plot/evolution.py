@@ -49,7 +49,7 @@ def convergence(epochs, change: dict, overlap: dict, *, chance: float | None = N
         b.plot(epochs, v, "o-", ms=3, lw=1.2, color=LAYER_COLOURS.get(layer), label=layer)
     if chance is not None:
         b.axhline(chance, color="k", ls=":", lw=1)
-        b.text(epochs[0], chance, " chance", fontsize=8, va="bottom")
+        b.text(epochs[-1], chance, "chance ", fontsize=8, va="bottom", ha="right")
     a.set_ylabel("‖W − W_final‖ / ‖W_final‖", fontsize=8)
     b.set_ylabel("top-9 overlap with final", fontsize=8)
     b.set_ylim(0, 1.05)
@@ -57,7 +57,7 @@ def convergence(epochs, change: dict, overlap: dict, *, chance: float | None = N
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    a.legend(fontsize=7, ncol=2, frameon=False)
+    a.legend(fontsize=8, ncol=2, frameon=False)
     return fig
 
 
