@@ -1,6 +1,7 @@
 """Figures of the chapter "What the features respond to" (Fig. 2): the top-k projections
-of feature maps beside their image patches, and one activation at a glance (the view of
-the deconvnet widget)."""
+of feature maps beside their image patches, class purity by layer, one of a map's
+strongest activations with the network's verdict (the view of its widget), and one
+activation at a glance (the view of the deconvnet chapter's browser)."""
 from __future__ import annotations
 
 import numpy as np
@@ -100,7 +101,7 @@ def fig2(model: nn.Module, images: torch.Tensor, top, maps=None, *, n_maps: int 
 
 def projection_view(image: np.ndarray, projection: torch.Tensor | None, box=None,
                     caption: str = "", panel: int | None = None) -> np.ndarray:
-    """One activation at a glance (the widget of "What the features respond to").
+    """One activation at a glance (the deconvnet browser of the chapter "The deconvnet").
 
     Four panels side by side: the image with the unit's receptive field ``box`` (top, left,
     bottom, right) outlined, the deconvnet ``projection`` (C, H, W) of the whole image
