@@ -9,7 +9,9 @@ the order given; a run (name and seed) found twice is refused.
 The manifest entry lists every command, seed, run and code revision found in the records,
 the threads, PyTorch builds and CPU kinds, the summed training and evaluation seconds, the sha256 and size, and the note (say there
 what the records cannot: the machine, what else ran beside it). A record made from a tree
-with uncommitted changes (``+dirty``) is refused: re-run it from a clean checkout.
+with uncommitted changes (``+dirty``) is refused: re-run it from a clean checkout. The
+records' commands name no absolute folder: a path in them is made relative to the current
+folder.
 Both files are replaced atomically.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from zfbook.checkpoint import sha256  # noqa: E402
+from zfbook.cli import relative_command  # noqa: E402
 from zfbook.experiments import RESULTS_FORMAT, load_results  # noqa: E402
 from zfbook.experiments import _write_results as write_results  # noqa: E402
 
@@ -57,6 +60,10 @@ def ship(srcs, name: str, note: str, root: Path = ROOT) -> dict:
     if dirty:
         raise SystemExit(f"records made from an uncommitted tree: {', '.join(dirty)}; re-run them "
                          "from a clean checkout")
+    for r in records:  # a shipped record names no folder of the machine that made it
+        for key in ("command", "trained_by"):
+            if key in r:
+                r[key] = relative_command(r[key])
     dst = root / "data" / "results" / f"{name}.json"
     write_results(dst, records)  # atomic
     entry = {

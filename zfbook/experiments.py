@@ -50,6 +50,7 @@ import torch
 
 from . import models
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .cli import relative_command
 from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce", "REPRODUCED", "load_results",
@@ -260,8 +261,8 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_kind(),
         "weights_sha256": weights_sha256(ckpt["model"]),
         "weights_dtype": str(next(v.dtype for v in ckpt["model"].values() if v.is_floating_point())),
-        "command": command or ckpt.get("config", {}).get("command", ""),
-        "trained_by": ckpt.get("config", {}).get("command", ""),
+        "command": relative_command(command or ckpt.get("config", {}).get("command", "")),
+        "trained_by": relative_command(ckpt.get("config", {}).get("command", "")),
         "code_revision": code_revision(),
         "config": {k: v for k, v in ckpt.get("config", {}).items() if k in MATCH_FIELDS},
         "history": hist,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..checkpoint import (FORMAT, data_dir, deferred_interrupts, load_checkpoint, manifest,
                           parse_shipped_name, save_atomic, sha256, write_text_atomic)
+from . import relative_command
 from .evaluate import evaluate_checkpoint
 
 NAME = "export"
@@ -74,7 +75,7 @@ def run(args) -> int:
     with deferred_interrupts():  # Ctrl-C waits until the file and its manifest entry are written
         try:
             save_atomic(small, staged)
-            entry = {"command": cfg.get("command", ""), "preset": ckpt["preset"], "seed": cfg.get("seed"),
+            entry = {"command": relative_command(cfg.get("command", "")), "preset": ckpt["preset"], "seed": cfg.get("seed"),
                      "epochs": ckpt.get("epoch"), "test_top1_centre": round(centre["top1"], 2),
                      "test_top5_centre": round(centre["top5"], 2), "test_top1_10crop": round(ten["top1"], 2),
                      "test_top5_10crop": round(ten["top5"], 2), "wall_seconds": round(wall, 1),
