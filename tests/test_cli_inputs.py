@@ -27,6 +27,9 @@ from zfbook import checkpoint, train
 from zfbook.cli import main
 from zfbook.cli.export import check_name
 
+import test_cli_safety as safety
+from test_cli_safety import TINY, one_error_line as one_line
+
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 REPO = Path(zfbook.__file__).resolve().parent.parent
 
@@ -42,27 +45,22 @@ def cli(capsys, *argv):
     return code, out, err
 
 
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
-def make_tree(root: Path, classes=("cat", "dog"), val_classes=None, per_class=4, side=(40, 48)):
-    """An image folder ``root/{train,val}/<class>/*.png`` of random pictures."""
-    from PIL import Image
-    g = torch.Generator().manual_seed(0)
+def make_tree(root: Path, classes=("cat", "dog"), val_classes=None, per_class=4):
+    """An image folder ``root/{train,val}/<class>/*.png`` (test_cli_safety's, its class
+    folders then kept, removed or copied under new names to give ``classes`` and
+    ``val_classes``)."""
+    safety.make_tree(root, per_class=per_class)
     for split, names in (("train", classes), ("val", classes if val_classes is None else val_classes)):
+        for c in ("cat", "dog"):
+            if c not in names:
+                shutil.move(root / split / c, root / split / f".{c}")
+        source = next(p for p in (root / split / "cat", root / split / ".cat") if p.exists())
         for c in names:
-            (root / split / c).mkdir(parents=True, exist_ok=True)
-            for i in range(per_class if split == "train" else 2):
-                arr = torch.randint(0, 256, (*side, 3), dtype=torch.uint8, generator=g).numpy()
-                Image.fromarray(arr).save(root / split / c / f"{i}.png")
+            if not (root / split / c).exists():
+                shutil.copytree(source, root / split / c)
+        for c in ("cat", "dog"):
+            shutil.rmtree(root / split / f".{c}", ignore_errors=True)
     return root
-
-
-TINY = ["--preset", "zfnet-mini", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-        "--dataset", "imagefolder", "--workers", "0", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +130,13 @@ def test_export_writes_the_manifest_only_after_its_file(tmp_path, run1, tree, ca
     real_replace = os.replace
 
     def replace(src, dst):
-        if ".export" in Path(src).name:
+        if Path(dst).name in ("tiny.pt", "new.pt"):  # the staged file onto its name
             raise PermissionError(13, "Permission denied")
         return real_replace(src, dst)
     monkeypatch.setattr(os, "replace", replace)
     code, _, err = cli(capsys, "export", "--checkpoint", other, "--name", "tiny.pt", "--force", "--note", "x")
-    assert code == 2 and "cannot write" in one_line(err) and "tiny.pt" in err
     assert files(data) == before  # byte for byte, and no temporary file
+    assert code == 2 and "cannot write" in one_line(err) and "tiny.pt" in err
     code, _, err = cli(capsys, "export", "--checkpoint", other, "--name", "new.pt")
     assert code == 2 and files(data) == before
     monkeypatch.setattr(os, "replace", real_replace)
