@@ -46,6 +46,9 @@ __all__ = ["SIZE", "CLASSES", "TRANSFER_CLASSES", "KEYPOINTS", "FACE_CLASSES", "
 SIZE = 128
 VERSION = 3   # the embedded dataset's format version; bump when the renderer changes
 KEYPOINTS = ("left_eye", "right_eye", "nose")
+#: the world's clutter: background leaves (fewest, most), loose parts (fewest, most), the
+#: chance that leaves fall in front of the object, and how many (fewest, most)
+STYLE = {"leaves": (80, 220), "loose": (1, 6), "occluded": 0.5, "occluders": (1, 4)}
 _Q = 64.0          # geometry is rounded to multiples of 1/_Q px
 _QT = float(2 ** 20)
 
@@ -322,7 +325,7 @@ def background(rng, n_leaves=None):
     lo, hi = palette.min(0), palette.max(0)
     rgb = lo + (hi - lo) * field
     canvas = Canvas(rgb)
-    n = int(rng.integers(80, 220)) if n_leaves is None else n_leaves
+    n = int(rng.integers(*STYLE["leaves"])) if n_leaves is None else n_leaves
     _FOCUS[0] = _q(rng.uniform(1.0, 3.5))   # depth of field: the background is out of focus
     try:
         for _ in range(n):
@@ -894,7 +897,7 @@ def render(name: str, rng: np.random.Generator, pose: Pose | None = None, *, clu
     program, full = _PROGRAMS[name]
     canvas, palette = background(rng)
     if clutter:   # loose parts behind the object
-        for _ in range(int(rng.integers(1, 6))):
+        for _ in range(int(rng.integers(*STYLE["loose"]))):
             loose = Pose(_q(rng.uniform(0, SIZE)), _q(rng.uniform(0, SIZE)), _q(rng.uniform(4, 14)),
                          int(rng.integers(0, 360)), False)
             _LOOSE[int(rng.integers(len(_LOOSE)))](Painter(canvas, loose, _object_colours(rng, palette), rng))
@@ -906,8 +909,8 @@ def render(name: str, rng: np.random.Generator, pose: Pose | None = None, *, clu
     program(painter)
     cover = canvas.cover
     canvas.cover = None
-    if clutter and rng.random() < 0.5:   # leaves in front of the object
-        for _ in range(int(rng.integers(1, 4))):
+    if clutter and rng.random() < STYLE["occluded"]:   # leaves in front of the object
+        for _ in range(int(rng.integers(*STYLE["occluders"]))):
             x, y = pose.point(*rng.uniform(-1, 1, 2))
             before = canvas.rgb.copy()
             _leaf(rng, canvas, palette, x, y, _q(pose.radius * rng.uniform(0.15, 0.45)))
