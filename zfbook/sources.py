@@ -353,7 +353,9 @@ def image_files(folder) -> list[Path]:
 
 
 def open_image(path):
-    """One image file as an RGB PIL image (raises ``OSError`` if it cannot be decoded)."""
+    """One image file as an RGB PIL image (raises ``OSError`` naming the file if it cannot be
+    decoded, or is too elongated to resize: :func:`zfbook.data.real.check_image_size`, from
+    the header, before its pixels are read)."""
     from PIL import Image, UnidentifiedImageError
     from .data.real import check_image_size
     try:

@@ -2,8 +2,11 @@
 
 ``--name`` is a file name in ``data/`` that :func:`zfbook.pretrained` reads back
 (``zfnet-mini.pt``, ``zfnet-mini-epoch5.pt``: :data:`zfbook.checkpoint.SHIPPED_NAME`), never
-a path, and an existing file is replaced only with ``--force``. The float16 model is evaluated first; only then are the
-file and its manifest entry written, each atomically, and Ctrl-C waits until both are.
+a path, and an existing file is replaced only with ``--force``. The float16 model is
+evaluated first (weights that are not finite, or beyond float16's range, are refused); only
+then is the file written and renamed into place, and after it its manifest entry, each
+atomically: the manifest never lists a file that is not there, and if it cannot be written
+the replaced file is put back. Ctrl-C waits until both are written.
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ def run(args) -> int:
     small = {k: ckpt[k] for k in ("format", "preset", "num_classes", "classes", "mean", "epoch", "history", "config")
              if k in ckpt}
     half_max = 65504.0  # the largest float16
-    over = [k for k, v in ckpt["model"].items() if v.is_floating_point() and v.numel() and float(v.abs().max()) > half_max]
+    over = [k for k, v in ckpt["model"].items()
+            if v.is_floating_point() and v.numel() and float(v.abs().max()) > half_max]
     if over:
         raise ValueError(f"{args.checkpoint}: weights beyond float16's range (|w| > {half_max:g}) in "
                          f"{', '.join(over[:4])}; export writes float16 weights, which would be inf")

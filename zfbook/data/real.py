@@ -20,8 +20,11 @@ the data. On-disk layouts under ``root``:
 Caltech-101/256 have no official split: load them whole and split with
 :func:`per_class_split`, the protocol of Tables 4–5 and Fig. 9.
 
-An image that cannot be read (damaged, cut short, not an image) raises :class:`ImageReadError`
-naming its file, also from a DataLoader worker. A failed download removes the folders it
+An image that cannot be read (damaged, cut short, not an image, or more than
+:data:`MAX_ASPECT` times longer than wide, which resizing would blow up) raises
+:class:`ImageReadError` naming its file, also from a DataLoader worker. An image folder with
+a symbolic link back to a folder above it is refused naming the link
+(:func:`refuse_link_loops`), not walked forever. A failed download removes the folders it
 created, so no empty root is left behind.
 """
 from __future__ import annotations
