@@ -1,6 +1,7 @@
 """The parts world (zfbook.data.world), its image statistics (zfbook.data.statistics) and
 the Gabor share of a first layer (zfbook.gabor)."""
 import hashlib
+import importlib
 import math
 
 import numpy as np
@@ -162,3 +163,29 @@ def test_bad_shapes_are_refused():
         gabor.fit(np.zeros((3, 5)))
     with pytest.raises(ValueError, match=r"\(n, c, k, k\)"):
         gabor.layer_r2(torch.zeros(3, 7, 7))
+
+
+# ------------------------------------------------------------------ the dataset name
+def test_train_and_evaluate_reach_the_parts_world(tmp_path, monkeypatch, capsys):
+    """``--dataset parts`` trains on the parts world's family and ``evaluate`` reads its
+    test split (tiny splits: the first images of a split are the same whatever its size)."""
+    from zfbook import train
+    from zfbook.cli import main
+    E = importlib.import_module("zfbook.data.embedded")   # the package shadows it with the function
+    monkeypatch.setenv("ZFBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(E.SPLITS, "parts", {"train": 2, "val": 1, "test": 1})
+    seen = []
+    real = E.embedded
+
+    def spy(split="train", family="main", seed=0, **kw):
+        seen.append((split, family))
+        return real(split, family, seed, **kw)
+    monkeypatch.setattr(train, "embedded", spy)
+    monkeypatch.setattr(E, "embedded", spy)
+    cfg = train.Config(dataset="parts", epochs=1, batch_size=8, snapshots=(), device="cpu")
+    train.train(cfg, tmp_path / "run", progress=False)
+    assert seen == [("train", "parts"), ("val", "parts")]
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--device", "cpu"]) == 0
+    assert seen[2:] == [("test", "parts")]
+    with pytest.raises(ValueError, match="embedded, parts, imagenet"):
+        train.Config(dataset="partz")

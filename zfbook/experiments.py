@@ -201,10 +201,11 @@ def _matches(config: dict, cfg: Config) -> list[str]:
 def _test_split(cfg: Config, data):
     if data is not None and len(data) > 2:
         return data[2]
-    if cfg.dataset != "embedded":
-        raise ValueError("experiments run on the embedded dataset (or on data=(train, val, test))")
-    from .data.embedded import embedded
-    return embedded("test", seed=cfg.data_seed)
+    from .data.embedded import WORLDS, embedded
+    if cfg.dataset not in WORLDS:
+        raise ValueError(f"experiments run on an embedded world ({', '.join(WORLDS)}) "
+                         "or on data=(train, val, test)")
+    return embedded("test", WORLDS[cfg.dataset], cfg.data_seed)
 
 
 def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshots=(),

@@ -51,6 +51,7 @@ from . import distributed, models, outputs
 from .checkpoint import (FORMAT, CheckpointError, deferred_interrupts, load_checkpoint, load_state,
                          save_atomic, write_text_atomic)
 from .checks import integer, number
+from .data.embedded import WORLDS, embedded
 from .data.preprocess import Preprocess, mean_image
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
@@ -60,7 +61,7 @@ __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "tr
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: training data: the embedded dataset, or a real one with a train and a validation split
-DATASETS = ("embedded", "imagenet", "imagenette", "imagefolder", "cifar10")
+DATASETS = ("embedded", "parts", "imagenet", "imagenette", "imagefolder", "cifar10")
 _VAL_SPLIT = {"imagenet": "val", "imagenette": "val", "imagefolder": "val", "cifar10": "test"}
 SNAPSHOTS = (1, 2, 5, 10, 20, 30, 40, 64)
 #: the files a run writes into its folder (besides ``snapshots/epoch{E}.pt``)
@@ -176,7 +177,7 @@ class Config:
         self.mean_images = integer("mean_images", self.mean_images, 1)
         self.snapshots = tuple(sorted(set(integer("snapshot epochs (--snapshots)", s, 1) for s in self.snapshots)))
         self.anneal = tuple(sorted(set(integer("anneal epochs (--anneal)", s, 1) for s in self.anneal)))
-        if self.dataset != "embedded" and not self.data_root:
+        if self.dataset not in WORLDS and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (its folder)")
 
 
@@ -347,7 +348,7 @@ def _config_diffs(ckpt: dict, cfg: "Config") -> list[str]:
     now = _config_dict(cfg)
     diffs = []
     for key in SAME_RUN:
-        if key in saved and saved[key] != now[key] and not (key == "data_seed" and cfg.dataset != "embedded"):
+        if key in saved and saved[key] != now[key] and not (key == "data_seed" and cfg.dataset not in WORLDS):
             diffs.append(f"{key} {saved[key]!r} in the checkpoint, {now[key]!r} now")
     return diffs
 
@@ -384,9 +385,9 @@ def _refuse_other_run(last: Path, diffs: list[str], force: bool) -> None:
 
 # ----------------------------------------------------------------------------- data
 def _load_data(cfg: Config):
-    if cfg.dataset == "embedded":
-        from .data.embedded import embedded
-        return embedded("train", seed=cfg.data_seed), embedded("val", seed=cfg.data_seed)
+    if cfg.dataset in WORLDS:
+        family = WORLDS[cfg.dataset]
+        return embedded("train", family, cfg.data_seed), embedded("val", family, cfg.data_seed)
     return tuple(real_split(cfg.dataset, cfg.data_root, split, cfg.preset, download=cfg.download)
                  for split in ("train", "val"))
 

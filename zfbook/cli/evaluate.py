@@ -24,9 +24,9 @@ def eval_set(ckpt, split, data_root=""):
     the run's own root), whose validation split stands in for ``test`` (``train.real_split``)."""
     cfg = ckpt.get("config", {})
     dataset = cfg.get("dataset", "embedded")
-    if dataset == "embedded":
-        from ..data.embedded import embedded
-        return embedded(split, seed=cfg.get("data_seed", cfg.get("seed", 0))), split
+    from ..data.embedded import WORLDS, embedded
+    if dataset in WORLDS:
+        return embedded(split, WORLDS[dataset], cfg.get("data_seed", cfg.get("seed", 0))), split
     data = real_split(dataset, data_root or cfg.get("data_root", ""), split, ckpt["preset"])
     return data, f"{data.name} {data.split}"
 

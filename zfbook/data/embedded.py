@@ -51,6 +51,9 @@ SPLITS = {
     "parts": {"train": 700, "val": 100, "test": 150},
     "parts-transfer": {"train": 60, "val": 20, "test": 60},
 }
+#: the embedded worlds a run trains on (``--dataset``), each by its training family: the
+#: world of the shipped checkpoints, and the parts world (:mod:`zfbook.data.world`)
+WORLDS = {"embedded": "main", "parts": "parts"}
 _FAMILY_ID = {"main": 0, "transfer": 1, "parts": 2, "parts-transfer": 3}
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2, "aligned": 3}
 _FORMAT = 2  # bump when the renderer changes: invalidates caches
