@@ -9,9 +9,10 @@ a cosine grating,
 
 with (x', y') the pixel offsets from a centre (x₀, y₀) rotated by θ — describes all three:
 an edge or a grating has f > 0, a blob f = 0. :func:`fit` fits it to one kernel by least
-squares (``scipy.optimize.least_squares``, several starts: a blob, the kernel's spectral peak, four orientations; bounds that keep
-σ between half a pixel and the kernel's side and f below the Nyquist limit of 0.5
-cycles/pixel) and returns the fit's R² = 1 − SS_res / SS_tot.
+squares (``scipy.optimize.least_squares`` with the analytic Jacobian; starts at a blob, at
+the kernel's spectral peak and at three other orientations; bounds that keep σ between half
+a pixel and the kernel's side and f below the Nyquist limit of 0.5 cycles/pixel) and
+returns the fit's R² = 1 − SS_res / SS_tot.
 
 A colour filter (3, k, k) is fitted twice, the best of the two counting
 (:func:`filter_r2`): its **colour-summed kernel** (the sum over RGB: what it sees of
@@ -83,7 +84,8 @@ def _jacobian(params, size):
 def fit(kernel) -> tuple[float, np.ndarray]:
     """Fit a Gabor to a square 2-D ``kernel``; returns ``(r2, params)`` of the best of several
     starts (a blob; a grating at the kernel's spectral peak in three phases; gratings of
-    0.2 cycles/pixel in 4 orientations × 2 phases), all centred on its strongest pixel."""
+    0.2 cycles/pixel at three other orientations × 2 phases), all centred on its strongest
+    pixel; at most 100 evaluations each."""
     from scipy.optimize import least_squares
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1]:
@@ -101,7 +103,7 @@ def fit(kernel) -> tuple[float, np.ndarray]:
     def residual(p):
         return gabor(p, n).ravel() - target
 
-    # starts: a blob, and gratings at the kernel's spectral peak and at 4 orientations,
+    # starts: a blob, and gratings at the kernel's spectral peak and at 3 other orientations,
     # each in two phases, all centred on the kernel's strongest pixel
     spec = np.abs(np.fft.fft2(k - k.mean()))
     fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
@@ -110,13 +112,13 @@ def fit(kernel) -> tuple[float, np.ndarray]:
     peak_th = math.atan2(fy[iy, 0], fx[0, ix])
     starts = [(0.0, 0.0, 0.0)]
     starts += [(peak_th, peak_f, ph) for ph in (0.0, math.pi / 2, math.pi)]
-    starts += [(th, 0.2, ph) for th in (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
+    starts += [(th, 0.2, ph) for th in (peak_th + math.pi / 4, peak_th + math.pi / 2, peak_th - math.pi / 4)
                for ph in (0.0, math.pi / 2)]
     best = (np.inf, None)
     for th, f, ph in starts:
         p0 = [float(cx), float(cy), n / 4, n / 4, th, f, ph, scale, float(target.mean())]
         p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-        r = least_squares(residual, p0, jac=lambda p: _jacobian(p, n), bounds=(lo, hi), max_nfev=200)
+        r = least_squares(residual, p0, jac=lambda p: _jacobian(p, n), bounds=(lo, hi), max_nfev=100)
         cost = float((r.fun ** 2).sum())
         if cost < best[0]:
             best = (cost, r.x)
