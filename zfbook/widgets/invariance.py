@@ -118,13 +118,13 @@ def invariance_layers_explorer(sweeps: dict, images, preprocess, *, classes=None
             for n, sw in sweeps.items()}                      # (N, T, layers)
     top = max(float(d.max()) for d in dist.values())
 
-    fig = Figure(figsize=(7.6, 3.9), dpi=72, layout="constrained")  # drawn once, then updated
+    fig = Figure(figsize=(6.8, 4.2), dpi=100, layout="constrained")  # drawn once, then updated
     upper, lower = fig.subfigures(2, 1, height_ratios=[1, 1.3])
     shown, titles = [], []
     for k, ax in enumerate(np.atleast_1d(upper.subplots(1, len(images)))):
         shown.append(ax.imshow(preprocess.display(preprocess.center(images[k])),
                                interpolation="nearest"))
-        titles.append(ax.set_title(f"{names[k]}: P = 0.00", fontsize=7, color=f"C{k}"))
+        titles.append(ax.set_title(f"{names[k]}: P = 0.00", fontsize=8, color=f"C{k}"))
         ax.set_xticks([])
         ax.set_yticks([])
     ax = lower.subplots()
@@ -135,11 +135,12 @@ def invariance_layers_explorer(sweeps: dict, images, preprocess, *, classes=None
                      label=names[k])[0] for k in range(len(images))]
     ax.set_xticks(x, layers, fontsize=8)
     ax.set_ylim(0, top * 1.05)
-    ax.set_ylabel("distance from the original", fontsize=8)
-    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylabel("distance from\nthe original", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=len(images), loc="upper left", frameon=False)
-    heading = upper.suptitle("", fontsize=9)
+    ax.legend(fontsize=8, ncol=len(images), loc="upper left", frameon=False)
+    # a heading as long as any, so that the layout, computed once, leaves room for it
+    heading = upper.suptitle("rotation 350° (grey: the mean at the other amounts)", fontsize=9)
     blit = Blit(fig, [*shown, *titles, *context, *lines, heading])
 
     def render(transformation, step):
