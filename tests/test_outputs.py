@@ -234,6 +234,7 @@ def test_a_second_command_into_a_held_folder_is_refused_and_a_stale_lock_taken_o
     lock.write_text(json.dumps({"pid": live_pid, "host": socket.gethostname(), "started": "now", "verb": "train"}))
     code, _, err = run(capsys, "train", *TINY, "--data-root", data, "--out", out)
     assert code == 2 and f"in use by a zfbook train (pid {live_pid}" in one_line(err)
+    assert f"if process {live_pid} is not a zfbook command, remove {lock}" in err  # a pid can be reused
     assert json.loads(lock.read_text())["pid"] == live_pid
     # on another machine: refused too, saying how to free it
     lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then", "verb": "train"}))

@@ -233,10 +233,10 @@ class FolderLock:
         except (ValueError, UnicodeDecodeError):
             return None
 
-    def _busy(self, owner: dict | None, other_host: bool = False) -> ValueError:
+    def _busy(self, owner: dict | None, unsure: str = "") -> ValueError:
         who = (f"a zfbook {owner.get('verb', 'command')} (pid {owner['pid']} on {owner.get('host', '?')}, "
                f"since {owner.get('started', '?')})" if owner else "another zfbook command")
-        tail = (f"; if no command runs there, remove {self.path}" if other_host else "")
+        tail = f"; if {unsure}, remove {self.path}" if unsure else ""
         return ValueError(f"--out {self.out} is in use by {who}; wait for it to end or choose another "
                           f"--out{tail}")
 
@@ -271,9 +271,9 @@ class FolderLock:
                         time.sleep(0.05)
                         continue
                 elif owner.get("host") != socket.gethostname():
-                    raise self._busy(owner, other_host=True)
-                elif owner["pid"] != os.getpid() and _pid_runs(owner["pid"]):
-                    raise self._busy(owner)
+                    raise self._busy(owner, unsure="no command runs there")
+                elif owner["pid"] != os.getpid() and _pid_runs(owner["pid"]):  # no flock: the pid alone
+                    raise self._busy(owner, unsure=f"process {owner['pid']} is not a zfbook command")
                 self._write(fd)
                 what = (f"a zfbook {owner.get('verb', 'command')} (pid {owner['pid']}, since "
                         f"{owner.get('started', '?')})" if owner else "an unreadable lock")
