@@ -13,7 +13,7 @@ from .canvas import SIZE, _FOCUS, Canvas, _cs, _q, _texture, _value_noise, disc,
 
 #: the world's clutter: background leaves (fewest, most), loose parts (fewest, most), the
 #: chance that leaves fall in front of the object, and how many (fewest, most)
-STYLE = {"leaves": (80, 220), "loose": (1, 6), "occluded": 0.5, "occluders": (1, 4)}
+STYLE = {"leaves": (40, 130), "loose": (0, 3), "occluded": 0.25, "occluders": (1, 4)}
 
 def _palette(rng):
     n = int(rng.integers(3, 7))
