@@ -28,7 +28,7 @@ from zfbook.cli import main
 from zfbook.cli.export import check_name
 
 import test_cli_safety as safety
-from test_cli_safety import TINY, one_error_line as one_line
+from test_cli_safety import TINY, one_error_line as one_line, run1, tree  # noqa: F401  (fixtures)
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 REPO = Path(zfbook.__file__).resolve().parent.parent
@@ -64,18 +64,9 @@ def make_tree(root: Path, classes=("cat", "dog"), val_classes=None, per_class=4)
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return make_tree(tmp_path_factory.mktemp("data") / "tree")
-
-
-@pytest.fixture(scope="module")
-def run1(tmp_path_factory, tree):
-    """A finished 1-epoch run on the tiny tree (its last.pt)."""
-    out = tmp_path_factory.mktemp("runs") / "run1"
-    cfg = train.Config(preset="zfnet-mini", epochs=1, batch_size=4, device="cpu", dataset="imagefolder",
-                       data_root=str(tree), workers=0, snapshots=(), command="python -m zfbook train ...")
-    train.train(cfg, out, progress=False)
-    return out / "last.pt"
+def last(run1):
+    """test_cli_safety's finished 1-epoch run on its tiny tree: its last.pt."""
+    return run1 / "last.pt"
 
 
 def files(folder: Path) -> dict:
@@ -84,9 +75,9 @@ def files(folder: Path) -> dict:
 
 # ------------------------------------------------------------------ 4. weights that are not finite
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_weights_that_are_not_finite_are_refused_on_load_naming_the_file(tmp_path, run1, capsys,
+def test_weights_that_are_not_finite_are_refused_on_load_naming_the_file(tmp_path, last, capsys,
                                                                           monkeypatch, bad):
-    ckpt = torch.load(run1, weights_only=True)
+    ckpt = torch.load(last, weights_only=True)
     ckpt["model"]["features.conv2.weight"][0, 0, 0, 0] = bad
     path = tmp_path / "diverged.pt"
     torch.save(ckpt, path)
@@ -103,8 +94,8 @@ def test_weights_that_are_not_finite_are_refused_on_load_naming_the_file(tmp_pat
     assert list(data.iterdir()) == []  # no file, no manifest
 
 
-def test_export_refuses_weights_beyond_float16(tmp_path, run1, capsys, monkeypatch):
-    ckpt = torch.load(run1, weights_only=True)
+def test_export_refuses_weights_beyond_float16(tmp_path, last, capsys, monkeypatch):
+    ckpt = torch.load(last, weights_only=True)
     ckpt["model"]["classifier.fc8.bias"][0] = 1e6  # finite in float32, inf in float16
     path = tmp_path / "big.pt"
     torch.save(ckpt, path)
@@ -115,14 +106,14 @@ def test_export_refuses_weights_beyond_float16(tmp_path, run1, capsys, monkeypat
 
 
 # ------------------------------------------------------------------ 5. the manifest after the file
-def test_export_writes_the_manifest_only_after_its_file(tmp_path, run1, tree, capsys, monkeypatch):
+def test_export_writes_the_manifest_only_after_its_file(tmp_path, last, capsys, monkeypatch):
     data = tmp_path / "data"
     monkeypatch.setenv("ZFBOOK_DATA", str(data))
-    assert cli(capsys, "export", "--checkpoint", run1, "--name", "tiny.pt")[0] == 0
+    assert cli(capsys, "export", "--checkpoint", last, "--name", "tiny.pt")[0] == 0
     before = files(data)
     assert set(before) == {"MANIFEST.json", "tiny.pt"}
     other = tmp_path / "other.pt"  # another model: its export has other bytes
-    ckpt = torch.load(run1, weights_only=True)
+    ckpt = torch.load(last, weights_only=True)
     ckpt["model"]["classifier.fc8.bias"] += 0.5
     torch.save(ckpt, other)
 
@@ -182,10 +173,10 @@ def test_export_refuses_names_pretrained_cannot_read_back(name):
     assert "\n" not in str(e.value)
 
 
-def test_an_exported_snapshot_loads_by_name_and_epoch(tmp_path, run1, capsys, monkeypatch):
+def test_an_exported_snapshot_loads_by_name_and_epoch(tmp_path, last, capsys, monkeypatch):
     data = tmp_path / "data"
     monkeypatch.setenv("ZFBOOK_DATA", str(data))
-    assert cli(capsys, "export", "--checkpoint", run1, "--name", "my_net-v2-epoch1.pt")[0] == 0
+    assert cli(capsys, "export", "--checkpoint", last, "--name", "my_net-v2-epoch1.pt")[0] == 0
     model = zfbook.pretrained("my_net-v2", epoch=1)
     assert model.meta["file"] == "my_net-v2-epoch1.pt"
     with pytest.raises(ValueError, match=r"no snapshot of 'my_net-v2' at epoch 2; snapshots: \[1\]"):
