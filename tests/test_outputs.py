@@ -479,7 +479,7 @@ def test_ctrl_c_in_occlude_says_whether_the_output_was_written(tmp_path, capsys,
     def ctrl_c_then_replace(a, b):
         os.kill(os.getpid(), signal.SIGINT)
         replace(a, b)
-    monkeypatch.setattr(outputs.os, "replace", ctrl_c_then_replace)
+    monkeypatch.setattr(outputs.folder.os, "replace", ctrl_c_then_replace)
     code, _, err = run(capsys, *cmd)
     assert code == 130 and one_line(err) == f"interrupted after the output was written in full to {out}"
     kept(theirs, out)

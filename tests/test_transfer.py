@@ -108,7 +108,7 @@ def test_cache_is_keyed_and_reused(model, cache, monkeypatch):
     assert T.feature_cache_path(sha, "split-a", "fc7", "max").is_file()
     calls = []
     real = T.features
-    monkeypatch.setattr(T, "features", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(T.sets, "features", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     again = T.cached_features(m, sha, "split-a", x, ["fc7", "conv5"], progress=False)
     assert calls == []                                   # from disk, no forward pass
     for layer in ("conv5", "fc7"):
