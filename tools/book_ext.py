@@ -1,6 +1,6 @@
 """The book's own Sphinx extension (``sphinx.local_extensions`` in _config.yml).
 
-* **Links to the code.** ``[deconv.project](src:zfbook/deconv.py)`` in a chapter links to
+* **Links to the code.** ``[deconv.project](src:zfbook/deconv/projection.py)`` in a chapter links to
   that file in the repository, built from ``repository.url`` and ``repository.branch`` of
   _config.yml (their only home): the MyST URL scheme ``src:``.
 * **No frozen progress bars.** A tqdm bar in a saved notebook is only its first state

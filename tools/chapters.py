@@ -132,7 +132,7 @@ def new_chapter(path: Path, title: str) -> None:
         md("## ...\n\n"
            "Prose in our own words. Link the chapters it builds on, e.g. "
            "[the deconvnet](deconvnet.ipynb), and the code it introduces, e.g. "
-           "[`deconv.project`](src:zfbook/deconv.py)."),
+           "[`deconv.project`](src:zfbook/deconv/projection.py)."),
         code("%matplotlib inline\n"
              "import torch\n"
              "import zfbook\n"
