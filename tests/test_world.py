@@ -162,7 +162,7 @@ def test_colour_opponent_kernel_is_found():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="square 2-D kernel"):
         gabor.fit(np.zeros((3, 5)))
-    with pytest.raises(ValueError, match=r"\(n, c, k, k\)"):
+    with pytest.raises(ValueError, match=r"\(filters, colours, k, k\)"):
         gabor.layer_r2(torch.zeros(3, 7, 7))
 
 

@@ -148,20 +148,10 @@ def filter_r2(filt) -> float:
     return max(fit(k)[0] for k in _kernels(w))
 
 
-def _weight(model_or_weight) -> torch.Tensor:
-    if torch.is_tensor(model_or_weight):
-        w = model_or_weight
-    else:
-        from .architecture import conv
-        w = conv(model_or_weight, "conv1").weight
-    if w.ndim != 4:
-        raise ValueError(f"expected a conv weight (n, c, k, k), got shape {tuple(w.shape)}")
-    return w.detach()
-
-
 def layer_r2(model_or_weight) -> np.ndarray:
     """R² of the best Gabor fit for every filter of ``conv1`` (a model) or of a weight
     tensor (n, c, k, k)."""
+    from .architecture import _weight   # the filter bank of conv1, or the weight given
     return np.array([filter_r2(f) for f in _weight(model_or_weight)])
 
 
