@@ -101,7 +101,9 @@ def top_activations(model, data, layers, k: int = 9, *, batch_size: int = 64, tr
         mine = data[part.start:part.stop]
     else:
         from torch.utils.data import DataLoader, Subset
-        mine = DataLoader(Subset(data, part), batch_size=batch_size, num_workers=workers)
+        from .loaders import quiet_worker
+        mine = DataLoader(Subset(data, part), batch_size=batch_size, num_workers=workers,
+                          worker_init_fn=quiet_worker)
     single = isinstance(layers, str)
     names = [layers] if single else list(dict.fromkeys(layers))
     if len(part):

@@ -120,7 +120,7 @@ class _Loader:
                                            seed=seed * 10**6 % 2**63) if shuffle else None)
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  generator=torch.Generator().manual_seed(seed), pin_memory=self.cuda,
-                                 persistent_workers=shuffle and workers > 0)
+                                 worker_init_fn=quiet_worker, persistent_workers=shuffle and workers > 0)
 
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:
@@ -143,6 +143,22 @@ class _Loader:
                 yield x.to(self.device, non_blocking=self.cuda), y.to(self.device, non_blocking=self.cuda)
         except Exception as e:
             raise _worker_error(e) from None
+
+
+def quiet_worker(worker_id: int) -> None:
+    """A DataLoader worker's ``worker_init_fn``: Ctrl-C is the main process's to handle (it
+    stops the workers), and a worker whose main process has gone while it was handing over a
+    batch (a broken pipe in multiprocessing's fd-sharing thread) says nothing more; the main
+    process has already said, in one line, what happened."""
+    import signal
+    import threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    default = threading.excepthook
+
+    def hook(args):
+        if not issubclass(args.exc_type, ConnectionError):
+            default(args)
+    threading.excepthook = hook
 
 
 def _worker_error(e: Exception) -> Exception:

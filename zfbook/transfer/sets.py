@@ -86,8 +86,9 @@ def _batches_of(images, batch_size: int):
             yield images[i:i + batch_size]
         return
     from torch.utils.data import DataLoader
+    from ..loaders import quiet_worker
     workers = min(2, os.cpu_count() or 1)
-    for x, _ in DataLoader(images, batch_size=batch_size, num_workers=workers):
+    for x, _ in DataLoader(images, batch_size=batch_size, num_workers=workers, worker_init_fn=quiet_worker):
         yield x
 
 
