@@ -377,6 +377,24 @@ def test_ctrl_c_says_where_and_how_to_resume(tmp_path):
     assert checkpoint.load_checkpoint(out / "last.pt")["epoch"] == resume_epoch
 
 
+def test_a_loader_worker_is_silent_about_a_main_process_that_has_gone():
+    """CI once saw, after Ctrl-C, a worker's fd-sharing thread print a BrokenPipe traceback
+    (multiprocessing.resource_sharer reports through sys.excepthook): a worker set up by
+    quiet_worker ignores Ctrl-C and drops a connection error, and still reports any other."""
+    code = ("import signal, sys\n"
+            "from zfbook.loaders import quiet_worker\n"
+            "quiet_worker(0)\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+            "for e in (BrokenPipeError(32, 'Broken pipe'), ConnectionResetError(104, 'reset')):\n"
+            "    try:\n        raise e\n"
+            "    except Exception:\n        sys.excepthook(*sys.exc_info())\n"
+            "try:\n    raise ValueError('a real error')\n"
+            "except Exception:\n    sys.excepthook(*sys.exc_info())\n")
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "ValueError: a real error" in r.stderr and "Broken" not in r.stderr and "reset" not in r.stderr, r.stderr
+
+
 def test_a_corrupt_jpeg_in_a_worker_is_one_line_naming_the_file(tmp_path):
     tree = make_tree(tmp_path / "tree", fmt="jpg")
     bad = tree / "train" / "dog" / "3.jpg"

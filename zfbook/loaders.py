@@ -148,17 +148,18 @@ class _Loader:
 def quiet_worker(worker_id: int) -> None:
     """A DataLoader worker's ``worker_init_fn``: Ctrl-C is the main process's to handle (it
     stops the workers), and a worker whose main process has gone while it was handing over a
-    batch (a broken pipe in multiprocessing's fd-sharing thread) says nothing more; the main
-    process has already said, in one line, what happened."""
+    batch says nothing more (multiprocessing's fd-sharing thread reports the broken pipe
+    through ``sys.excepthook``); the main process has already said, in one line, what
+    happened."""
     import signal
-    import threading
+    import sys
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    default = threading.excepthook
+    default = sys.excepthook
 
-    def hook(args):
-        if not issubclass(args.exc_type, ConnectionError):
-            default(args)
-    threading.excepthook = hook
+    def hook(kind, value, tb):
+        if not issubclass(kind, ConnectionError):
+            default(kind, value, tb)
+    sys.excepthook = hook
 
 
 def _worker_error(e: Exception) -> Exception:
