@@ -284,3 +284,38 @@ def test_cli_recipe_flags(tmp_path, capsys):
     from zfbook.__main__ import _parser
     args = _parser().parse_args(["train", "--out", "o"])
     assert args.epochs is None and args.batch_size is None and args.lr is None  # the recipe decides
+
+
+def test_shuffled_labels_are_a_seeded_permutation_that_training_uses(tmp_path):
+    """--labels shuffled (the sanity chapter's data-randomisation network): the training labels
+    are a permutation of themselves, fixed by the seed, the validation labels stay true, and
+    a run is not continued with the other kind of labels."""
+    import hashlib
+    from zfbook.loaders import shuffle_labels
+    data, val = tiny_data()
+    a, b, c = shuffle_labels(data, 0), shuffle_labels(data, 0), shuffle_labels(data, 1)
+    assert torch.equal(a.labels, b.labels) and not torch.equal(a.labels, c.labels)
+    assert not torch.equal(a.labels, data.labels) and a.images is data.images
+    assert torch.equal(torch.bincount(a.labels), torch.bincount(data.labels))
+    assert torch.equal(data.labels, torch.arange(48) % 3)   # the input is not changed
+
+    class Items(torch.utils.data.Dataset):   # a dataset of (image, label) items, as a real one
+        labels, classes = data.labels, ["a", "b", "c"]
+
+        def __len__(self):
+            return 48
+
+        def __getitem__(self, i):
+            return torch.full((1,), float(i)), int(self.labels[i])
+    wrapped = shuffle_labels(Items(), 0)
+    assert [int(wrapped[i][1]) for i in range(48)] == a.labels.tolist() and wrapped.classes == ["a", "b", "c"]
+    assert [float(wrapped[i][0]) for i in range(48)] == list(range(48))   # the images keep their order
+
+    train.train(cfg(epochs=1, labels="shuffled"), tmp_path / "s", data=(data, val), progress=False)
+    ck = checkpoint.load_checkpoint(tmp_path / "s" / "last.pt")
+    assert ck["config"]["labels"] == "shuffled"
+    assert ck["data"]["sha256"] == hashlib.sha256(a.labels.numpy().tobytes()).hexdigest()
+    with pytest.raises(Exception, match="labels 'shuffled' in the checkpoint, 'true' now"):
+        train.train(cfg(epochs=2), tmp_path / "s", data=(data, val), progress=False, resume=True)
+    with pytest.raises(ValueError, match="true, shuffled"):
+        cfg(labels="random")

@@ -59,7 +59,8 @@ __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce"
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
 MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "dropout",
-                "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset", "stop_patience")
+                "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset", "stop_patience",
+                "labels")
 #: the order in which overrides appear in a run's name
 _NAME_ORDER = ("epochs", "anneal", "stop_patience", "lr", "batch_size", "weight_decay", "dropout",
                "renorm", "radius", "patience")

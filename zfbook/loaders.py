@@ -37,6 +37,44 @@ def _load_data(cfg: Config):
                  for split in ("train", "val"))
 
 
+def shuffle_labels(dataset, seed: int):
+    """``dataset`` with its labels replaced by a seeded permutation of them (every class
+    keeps its count; the images keep their order): the network of the data-randomisation
+    test (Adebayo et al. 2018, Section 4; Zhang et al. 2017's random labels), which can only
+    memorise. An in-memory dataset is copied with new ``labels``; any other is wrapped. The
+    permutation depends on ``seed`` alone, so a resumed run sees the same labels."""
+    import copy
+
+    import numpy as np
+    labels = torch.as_tensor(dataset.labels).to(torch.int64)
+    perm = torch.from_numpy(np.random.default_rng([int(seed), 0x5EED1AB]).permutation(len(labels)))
+    shuffled = labels[perm].clone()
+    if hasattr(dataset, "images"):
+        out = copy.copy(dataset)
+        out.labels = shuffled
+        return out
+    return _Relabelled(dataset, shuffled)
+
+
+class _Relabelled:
+    """A dataset of ``(image, label)`` items whose labels are replaced; every other attribute
+    (classes, root, the underlying files) is the wrapped dataset's."""
+
+    def __init__(self, dataset, labels: torch.Tensor):
+        self.dataset, self.labels = dataset, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.dataset[i][0], self.labels[i]
+
+    def __getattr__(self, name):
+        if name == "dataset":   # while unpickling, before __init__'s attributes exist
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
 def _split_name(data) -> str:
     name, split, root = (getattr(data, a, None) for a in ("name", "split", "root"))
     if name == "imagefolder":

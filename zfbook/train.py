@@ -42,7 +42,7 @@ from .checks import integer, number
 from .data.embedded import WORLDS
 from .data.preprocess import Preprocess
 from .devices import DEVICES, available_cores, default_workers, resolve_device
-from .loaders import _Batches, _Loader, _batches, _load_data, _mean_of, check_classes, real_split
+from .loaders import _Batches, _Loader, _batches, _load_data, _mean_of, check_classes, real_split, shuffle_labels
 from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs, _data_identity, _hold,
                      _let_go, _model_state, _refuse_other_run, _rng_state, _save_epoch, _set_rng_state,
                      _world_diffs, check_run_folder, check_same_run)
@@ -50,11 +50,13 @@ from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
            "resolve_device", "default_workers", "available_cores", "plateaued", "check_classes",
            "check_run_folder", "check_same_run", "NonFiniteLoss",
-           "Interrupted", "DEVICES", "DATASETS", "RUN_FILES"]
+           "Interrupted", "DEVICES", "DATASETS", "LABELS", "RUN_FILES"]
 
 #: training data: the embedded dataset, or a real one with a train and a validation split
 DATASETS = ("embedded", "parts", "imagenet", "imagenette", "imagefolder", "cifar10")
 SNAPSHOTS = (1, 2, 5, 10, 20, 30, 40, 64)
+#: the training labels: as the data has them, or shuffled (:func:`zfbook.loaders.shuffle_labels`)
+LABELS = ("true", "shuffled")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -118,6 +120,9 @@ class Config:
     data_seed: int | None = None  # the embedded dataset's seed; None: the same as ``seed``
     device: str = "auto"
     dataset: str = "embedded"
+    # "shuffled": the training labels are a seeded permutation of themselves, the validation
+    # labels stay true (the data-randomisation test of Adebayo et al. 2018, Section 4)
+    labels: str = "true"
     snapshots: tuple = SNAPSHOTS
     amp: bool = True          # mixed precision, CUDA only
     check_every: int = 20     # steps between NaN/inf checks (each check syncs a GPU)
@@ -130,6 +135,7 @@ class Config:
     def __post_init__(self):
         base = models.preset(self.preset).base  # a Table 3 variant trains with its preset's recipe
         models._check_choice("dataset", self.dataset, DATASETS)
+        models._check_choice("labels (--labels)", self.labels, LABELS)
         for key, value in RECIPES[base].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -252,6 +258,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
          w: "distributed.World" = distributed.World()) -> list:
     train_set, val_set = data or _load_data(cfg)
     check_classes(train_set, val_set)
+    if cfg.labels == "shuffled":
+        train_set = shuffle_labels(train_set, cfg.seed)
     classes = list(getattr(train_set, "classes", []))
     num_classes = len(classes) or int(torch.as_tensor(train_set.labels).max()) + 1
     identity = _data_identity(train_set, cfg)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import models
-from ..train import DATASETS, DEVICES, SNAPSHOTS, Config, Interrupted, available_cores, default_workers, train
+from ..train import DATASETS, DEVICES, LABELS, SNAPSHOTS, Config, Interrupted, available_cores, default_workers, train
 
 NAME = "train"
 HELP = "train a preset with the paper's recipe (Section 3)"
@@ -40,6 +40,9 @@ def add_arguments(t) -> None:
     t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
+    t.add_argument("--labels", default="true", choices=LABELS,
+                   help="'shuffled': train on a seeded permutation of the training labels (the "
+                   "data-randomisation test of the sanity chapter; validation keeps the true labels)")
     t.add_argument("--no-progress", action="store_true")
     from ..outputs import RULE
     t.epilog = RULE
@@ -109,7 +112,7 @@ def run(args) -> int:
                  seed=args.seed, data_seed=args.data_seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                  data_root=args.data_root, download=args.download, workers=cap_workers(args.workers),
                  renorm=not args.no_renorm, anneal=anneal(args.anneal), stop_patience=args.stop_patience,
-                 snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
+                 labels=args.labels, snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
     history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
     from ..distributed import is_main
     if history and is_main():  # under torchrun, rank 0 speaks for the job
