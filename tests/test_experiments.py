@@ -101,6 +101,22 @@ def test_compare_cli_errors(tmp_path, capsys):
     assert "alexnet-mini" in capsys.readouterr().err
     assert main(["compare", "--presets", "zfnet-mini", "--seeds", "a", "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "results.json").exists()
+    with pytest.raises(SystemExit):
+        main(["ablate", "--dataset", "photos", "--out", str(tmp_path)])
+    assert "choose from 'embedded', 'parts'" in capsys.readouterr().err
+
+
+def test_compare_and_ablate_train_on_the_world_named(monkeypatch, tmp_path):
+    """--dataset reaches every run's Config; the default leaves the runs' settings (and so the
+    shipped records' names and overrides) as they were."""
+    seen = []
+    monkeypatch.setattr(experiments, "_run_specs", lambda specs, *a, **k: seen.append(specs) or [])
+    main(["ablate", "--variants", "baseline,no-fc7", "--seeds", "0", "--dataset", "parts",
+          "--out", str(tmp_path / "a")])   # (then "no records": nothing was trained)
+    assert main(["compare", "--presets", "zfnet-mini", "--seeds", "0", "--out", str(tmp_path / "b")]) == 0
+    (parts, default) = seen
+    assert [s.config().dataset for s in parts] == ["parts", "parts"]
+    assert default[0].config().dataset == "embedded" and "dataset" not in default[0].overrides
 
 
 #: the shipped records of `compare` (Table 2) and `ablate` (Table 3), with the verb that made them

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import models
+from ..data.embedded import WORLDS
 from ..experiments import grid, load_results, run_experiments
 from ..outputs import RULE
 from ..train import DEVICES
@@ -23,6 +24,8 @@ def add_grid_arguments(c) -> None:
     """The flags every verb built on :func:`zfbook.experiments.run_experiments` takes."""
     c.epilog = RULE
     c.add_argument("--seeds", default="0,1,2", help="comma-separated network seeds (default 0,1,2)")
+    c.add_argument("--dataset", default="embedded", choices=tuple(WORLDS),
+                   help="the embedded world the runs train and are tested on (default embedded)")
     c.add_argument("--data-seed", type=int, default=0,
                    help="the embedded dataset's seed, the same for every run (default 0)")
     c.add_argument("--out", required=True, type=Path,
@@ -48,7 +51,7 @@ def run_grid(args, presets) -> list[dict]:
         raise ValueError("give at least one network and one seed")
     specs = grid(presets, seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  anneal=anneal(args.anneal), stop_patience=args.stop_patience,
-                 data_seed=args.data_seed)
+                 data_seed=args.data_seed, dataset=None if args.dataset == "embedded" else args.dataset)
     args.results = args.out / "results.json"
     args.recorded = {(r["name"], r["seed"]) for r in load_results(args.results)}
     records = run_experiments(specs, args.out, command=args.command_line, device=args.device,
