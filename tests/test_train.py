@@ -319,3 +319,35 @@ def test_shuffled_labels_are_a_seeded_permutation_that_training_uses(tmp_path):
         train.train(cfg(epochs=2), tmp_path / "s", data=(data, val), progress=False, resume=True)
     with pytest.raises(ValueError, match="true, shuffled"):
         cfg(labels="random")
+
+
+def test_conv1_weight_decay_acts_on_conv1_alone(tmp_path):
+    """conv1's own weight decay (the parts world's recipe): one epoch with it differs from
+    one without in conv1's weights only; left unset it is weight_decay, in one group as before."""
+    from zfbook.train import _param_groups
+    data = tiny_data()
+    plain = cfg(epochs=1, snapshots=())
+    assert plain.conv1_weight_decay == plain.weight_decay
+    model = zfbook.models.build("zfnet-mini", 3)
+    assert not isinstance(_param_groups(model, plain), list)
+    groups = _param_groups(model, cfg(conv1_weight_decay=0.05))
+    assert [g["weight_decay"] for g in groups[:1]] == [0.05] and "weight_decay" not in groups[1]
+    assert groups[0]["params"][0] is model.features.conv1.weight
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+    one_step = dict(epochs=1, snapshots=(), batch_size=48)   # one step: nothing downstream differs yet
+    train.train(cfg(**one_step), tmp_path / "a", data=data, progress=False)
+    train.train(cfg(**one_step, conv1_weight_decay=0.05), tmp_path / "b", data=data, progress=False)
+    a = checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    differ = sorted(k for k in a if not torch.equal(a[k], b[k]))
+    assert differ == ["features.conv1.weight"], differ   # (the bias starts at 0 and is not decayed away from it)
+
+
+def test_the_parts_world_has_its_own_recipe():
+    c = train.Config(preset="zfnet-mini", dataset="parts")
+    assert (c.epochs, c.anneal, c.conv1_weight_decay) == (train.PARTS_RECIPE["epochs"], train.PARTS_RECIPE["anneal"],
+                                                         train.PARTS_RECIPE["conv1_weight_decay"])
+    d = train.Config(preset="zfnet-mini:no-fc7", dataset="parts", epochs=3)   # a Table 3 variant: its preset's
+    assert d.epochs == 3 and d.conv1_weight_decay == train.PARTS_RECIPE["conv1_weight_decay"]
+    assert train.Config(preset="zfnet-mini").conv1_weight_decay == 5e-4

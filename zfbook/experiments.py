@@ -58,11 +58,11 @@ __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce"
 
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
-MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "dropout",
+MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "conv1_weight_decay", "dropout",
                 "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset", "stop_patience",
                 "labels")
 #: the order in which overrides appear in a run's name
-_NAME_ORDER = ("epochs", "anneal", "stop_patience", "lr", "batch_size", "weight_decay", "dropout",
+_NAME_ORDER = ("epochs", "anneal", "stop_patience", "lr", "batch_size", "weight_decay", "conv1_weight_decay", "dropout",
                "renorm", "radius", "patience")
 
 
@@ -98,7 +98,7 @@ def run_name(preset: str, overrides: dict) -> str:
     """``preset`` plus each override that differs from the preset's recipe and the Config
     defaults, e.g. ``alexnet-mini-epochs40-anneal32``. ``data_seed``, ``snapshots``,
     ``device`` and the like do not appear (the folder adds ``-seed<S>``)."""
-    base = Config(preset=preset)
+    base = Config(preset=preset, dataset=overrides.get("dataset", "embedded"))
     parts = [preset.replace(":", "-")]  # a Table 3 variant: zfnet-mini-no-fc7
     for key in _NAME_ORDER:
         if key in overrides:
@@ -390,8 +390,13 @@ def plateau(history, last: int = 3) -> dict:
             "val_top1_gain": tail[-1]["val_top1"] - tail[0]["val_top1"]}
 
 
-def summarize(records, metric: str) -> tuple[float, float, int]:
-    """(mean, sample standard deviation, n) of ``metric`` over ``records``."""
+def summarize(records, metric: str, level: float | None = None):
+    """(mean, sample standard deviation, n) of ``metric`` over ``records``; with ``level``
+    (e.g. 0.95), the mean's Student-t interval instead, a :class:`zfbook.stats.Interval`
+    (mean, low, high, n, sd), for the means over seeds that Table 2 and Table 3 compare."""
+    if level is not None:
+        from .stats import mean_interval
+        return mean_interval([r[metric] for r in records], level)
     return mean_sd([r[metric] for r in records])
 
 

@@ -150,7 +150,7 @@ def _let_go(out: Path, created, lock) -> None:
 #: Config fields that make a run what it is: ``resume`` refuses a checkpoint that differs in any
 #: (``epochs`` may grow; device, workers and snapshots do not change the numbers).
 SAME_RUN = ("preset", "dataset", "labels", "seed", "data_seed", "batch_size", "lr", "momentum", "weight_decay",
-            "dropout", "renorm", "radius", "patience", "anneal")
+            "conv1_weight_decay", "dropout", "renorm", "radius", "patience", "anneal")
 
 
 def _data_identity(train_set, cfg: "Config") -> dict:

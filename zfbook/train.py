@@ -47,7 +47,7 @@ from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs
                      _let_go, _model_state, _refuse_other_run, _rng_state, _save_epoch, _set_rng_state,
                      _world_diffs, check_run_folder, check_same_run)
 
-__all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "real_split", "train", "evaluate",
+__all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "PARTS_RECIPE", "WORLD_RECIPES", "real_split", "train", "evaluate",
            "resolve_device", "default_workers", "available_cores", "plateaued", "check_classes",
            "check_run_folder", "check_same_run", "NonFiniteLoss",
            "Interrupted", "DEVICES", "DATASETS", "LABELS", "RUN_FILES"]
@@ -94,6 +94,18 @@ RECIPES = {
     "zfnet": PAPER_RECIPE, "alexnet": PAPER_RECIPE, "zfnet-wide": PAPER_RECIPE,
     "zfnet-mini": MINI_RECIPE, "alexnet-mini": MINI_RECIPE,
 }
+#: The minis' recipe on the parts world (``--dataset parts``), which has twice the classes
+#: and 1.75× the images of the embedded one and is far from its ceiling: at most 40 epochs,
+#: one anneal after 34 (at 20 epochs the validation top-1 is still climbing), then stopped
+#: at the plateau (3 epochs without a better validation top-1), and ten times the
+#: weight decay on conv1 alone, which clears the noise a first-layer filter otherwise keeps
+#: (the conv1 Gabor share of :mod:`zfbook.gabor` after 9 epochs: 56% against 25%), chosen on
+#: validation accuracy and that share, never on a comparison the book reports.
+PARTS_RECIPE = {"epochs": 40, "batch_size": 32, "lr": 0.01, "anneal": (34,), "stop_patience": 3,
+                "conv1_weight_decay": 5e-3}
+#: A world's own recipe for a preset, over :data:`RECIPES` (until the parts world becomes the
+#: embedded dataset and its recipe every mini's).
+WORLD_RECIPES = {"parts": {"zfnet-mini": PARTS_RECIPE, "alexnet-mini": PARTS_RECIPE}}
 
 
 @dataclass
@@ -108,6 +120,7 @@ class Config:
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    conv1_weight_decay: float | None = None   # conv1's own weight decay; None: weight_decay
     dropout: float = 0.5
     renorm: bool = True
     radius: float = 0.1
@@ -136,9 +149,12 @@ class Config:
         base = models.preset(self.preset).base  # a Table 3 variant trains with its preset's recipe
         models._check_choice("dataset", self.dataset, DATASETS)
         models._check_choice("labels (--labels)", self.labels, LABELS)
-        for key, value in RECIPES[base].items():
+        recipe = {**RECIPES[base], **WORLD_RECIPES.get(self.dataset, {}).get(base, {})}
+        for key, value in recipe.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        if self.conv1_weight_decay is None:
+            self.conv1_weight_decay = self.weight_decay
         if self.data_seed is None:
             self.data_seed = self.seed
         self.epochs = integer("epochs (--epochs)", self.epochs, 1)
@@ -147,6 +163,8 @@ class Config:
         self.lr = number("lr (--lr)", self.lr, 0, FLOAT32_MAX, low_open=True)
         self.momentum = number("momentum", self.momentum, 0, 1, high_open=True)
         self.weight_decay = number("weight_decay (--weight-decay)", self.weight_decay, 0, FLOAT32_MAX)
+        self.conv1_weight_decay = number("conv1_weight_decay (--conv1-weight-decay)", self.conv1_weight_decay,
+                                         0, FLOAT32_MAX)
         self.dropout = number("dropout", self.dropout, 0, 1, high_open=True)
         self.radius = number("radius", self.radius, 0, low_open=True)
         self.patience = integer("patience", self.patience, 0)
@@ -162,6 +180,18 @@ class Config:
         if self.dataset not in WORLDS and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (its folder)")
 
+
+
+def _param_groups(model, cfg: Config):
+    """The optimiser's parameters: one group, or, when conv1 has its own weight decay, conv1's
+    weight and bias first with it, then the rest."""
+    if cfg.conv1_weight_decay == cfg.weight_decay:
+        return model.parameters()
+    from .architecture import conv
+    first = list(conv(model, "conv1").parameters())
+    ids = {id(p) for p in first}
+    return [{"params": first, "weight_decay": cfg.conv1_weight_decay},
+            {"params": [p for p in model.parameters() if id(p) not in ids]}]
 
 
 def _topk_correct(logits, y, ks=(1, 5)):
@@ -281,7 +311,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     if w.size > 1:
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(_param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=cfg.patience)
     use_amp = cfg.amp and cuda
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

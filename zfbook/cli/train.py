@@ -37,6 +37,8 @@ def add_arguments(t) -> None:
                    help="the embedded dataset's seed (default: --seed); fix it to vary only the network's seed")
     add_recipe_arguments(t)
     t.add_argument("--weight-decay", type=float, default=5e-4)
+    t.add_argument("--conv1-weight-decay", type=float, default=None,
+                   help="conv1's own weight decay (default: the recipe's; else --weight-decay)")
     t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
@@ -110,6 +112,7 @@ def interrupted(args, e) -> str:
 def run(args) -> int:
     cfg = Config(preset=args.preset, epochs=args.epochs, device=args.device, dataset=args.dataset,
                  seed=args.seed, data_seed=args.data_seed, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                 conv1_weight_decay=args.conv1_weight_decay,
                  data_root=args.data_root, download=args.download, workers=cap_workers(args.workers),
                  renorm=not args.no_renorm, anneal=anneal(args.anneal), stop_patience=args.stop_patience,
                  labels=args.labels, snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
