@@ -21,6 +21,10 @@ number of epochs (40–50)". This module turns the pictures into numbers, for sn
 
 * :func:`settled` — the first epoch from which a per-epoch curve stays at or beyond a
   threshold (``None`` if it never does).
+* :func:`noise_ceiling` (or :meth:`Evolution.noise_ceiling`) — the overlap's reference
+  level: the top-k overlap of the final network with an equally good network, each map
+  paired with its counterpart there (:class:`Ceiling`; see its docstring for why it takes a
+  second network and not two halves of the images).
 
 Semantics: a map's strongest activation may come from a different image at every
 snapshot, as in the paper. Snapshots are float16 (the shipped files); that rounding moves
@@ -31,23 +35,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import deconv, topk
-from .checkpoint import manifest, pretrained
-from .models import LAYERS
+from .checkpoint import manifest, parse_shipped_name, pretrained
+from .models import LAYERS, activations
 
 __all__ = ["CONV", "snapshot_epochs", "load_snapshots", "weight_change", "Evolution", "track",
-           "settled"]
+           "settled", "Ceiling", "pair_maps", "noise_ceiling"]
 
 CONV = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
 def snapshot_epochs(name: str = "zfnet-mini") -> list[int]:
-    """The epochs of the shipped snapshots of ``name``, the final model's included, sorted."""
+    """The epochs of the shipped snapshots of ``name``, the final model's included, sorted
+    (any set of epochs: whatever ``{name}-epoch{E}.pt`` files the manifest lists)."""
     entries = manifest()
-    epochs = {int(k.split("-epoch")[1][:-3]) for k in entries if k.startswith(f"{name}-epoch")}
+    epochs = {e for m, e in filter(None, map(parse_shipped_name, entries))
+              if m == name and e is not None}
     if f"{name}.pt" in entries:
         epochs.add(int(entries[f"{name}.pt"]["epochs"]))
     return sorted(epochs)
@@ -95,6 +102,7 @@ class Evolution:
     models: dict
     images: torch.Tensor
     top: dict = field(repr=False)   # epoch → layer → TopK
+    ceiling: "Ceiling | None" = field(default=None, repr=False)  # set by noise_ceiling
 
     @property
     def layers(self) -> list[str]:
@@ -104,12 +112,7 @@ class Evolution:
         """(epochs, maps): share of each map's top-k images at each epoch that are also in
         its top-k at ``final`` (default the last epoch). Empty slots never match."""
         ref = self.top[self.epochs[-1] if final is None else final][layer].index
-        rows = []
-        for e in self.epochs:
-            idx = self.top[e][layer].index
-            hit = (idx[:, :, None] == ref[:, None, :]) & (idx[:, :, None] >= 0)
-            rows.append(hit.any(2).float().mean(1))
-        return torch.stack(rows)
+        return torch.stack([_overlap(self.top[e][layer].index, ref) for e in self.epochs])
 
     def strongest(self, layer: str) -> torch.Tensor:
         """(epochs, maps) image index of each map's strongest activation."""
@@ -130,6 +133,18 @@ class Evolution:
                 p = [deconv.crop(p[i], boxes[i]) for i in range(len(maps))]
             out.append(p)
         return out
+
+    def noise_ceiling(self, other: nn.Module, match_images: torch.Tensor, *,
+                      batch_size: int = 64) -> "Ceiling":
+        """:func:`noise_ceiling` of the final snapshot against ``other`` on this search's
+        images, layers and k, so that it sits on the same scale as :meth:`overlap`; also
+        kept as ``self.ceiling``."""
+        final = self.epochs[-1]
+        k = self.top[final][self.layers[0]].k
+        self.ceiling = noise_ceiling(self.models[final], other, self.images, match_images,
+                                     self.layers, k=k, batch_size=batch_size,
+                                     reference_top=self.top[final])
+        return self.ceiling
 
 
 def track(models: dict, images: torch.Tensor, layers=CONV, *, k: int = 9,
@@ -156,3 +171,137 @@ def settled(values, epochs, threshold: float, *, above: bool = True):
         elif not good:
             first = None
     return first
+
+
+def _overlap(idx: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """(maps,) share of each row of ``idx`` (maps, k) found in the same row of ``ref``;
+    empty slots (-1) never match."""
+    hit = (idx[:, :, None] == ref[:, None, :]) & (idx[:, :, None] >= 0)
+    return hit.any(2).float().mean(1)
+
+
+@dataclass
+class Ceiling:
+    """The top-k overlap's noise ceiling (Section 4, Fig. 4): per map of the final network,
+    the share of its top-k images that its counterpart in an equally good network also has
+    in its top-k, over the same images and with the same k as :meth:`Evolution.overlap`.
+
+    **Why a second network, not two halves of the images.** The overlap compares image
+    identities in one fixed pool, and the final network's top-k of that pool is
+    deterministic: the only noise the curve can hide is the network's own, what training
+    on another draw of images or from another start would change. Two halves of the pool
+    share no image, so their top-k sets cannot overlap; resampling the pool drops every
+    network's top images at the same rate, whatever the network, so it says nothing about
+    the network. Halves (or a bootstrap) of the pool give the overlap's interval over
+    images, which is the caller's, not its ceiling.
+
+    **What the second network makes it.** Trained by the same recipe from the same initial
+    weights on an independent sample of training images (another ``--data-seed``): two
+    equally good measurements of one network, the noise ceiling proper. Trained from
+    another seed (another start and order): maps learned independently, so the value is
+    what the same *kind* of feature shares, a floor for "settled". The final network
+    itself: 1 for every map.
+
+    **Pairing.** Maps come in arbitrary order, so each map is paired one-to-one with a map
+    of the other network (the Hungarian algorithm) to maximise the summed Spearman
+    correlation of their per-image strongest activations (what the top-k ranks) over
+    ``match_images``: other images than the pool, or partners would be chosen for sharing
+    the very top images being counted.
+
+    ``overlap[layer]`` (maps,) the overlap with the partner; ``partner[layer]`` (maps,)
+    the partner's index in the other network; ``correlation[layer]`` (maps,) the pair's
+    Spearman correlation on the matching images (0 for a map that never varies).
+    """
+    layers: list
+    overlap: dict
+    partner: dict
+    correlation: dict
+    k: int
+    n_images: int
+    n_match: int
+
+    @property
+    def chance(self) -> float:
+        """The overlap of unrelated choices, about k / N."""
+        return self.k / self.n_images
+
+    def mean(self, layer: str) -> float:
+        """The ceiling of the chapter's curve: the overlap averaged over the maps."""
+        return float(self.overlap[layer].mean())
+
+
+@torch.no_grad()
+def _strongest(model: nn.Module, images: torch.Tensor, layers, batch_size: int) -> dict:
+    """layer → (N, maps) float64: each image's strongest activation of each map (the value
+    the top-k search ranks; an fc unit's activation itself)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = {layer: [] for layer in layers}
+    try:
+        for b in range(0, len(images), batch_size):
+            acts = activations(model, images[b:b + batch_size].to(device), layers)
+            for layer in layers:
+                a = acts[layer]
+                out[layer].append((a.flatten(2).amax(2) if a.dim() == 4 else a).double().cpu())
+    finally:
+        model.train(was_training)
+    return {layer: torch.cat(v) for layer, v in out.items()}
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(maps_a, maps_b) Spearman correlations between the columns of a (N, maps_a) and
+    b (N, maps_b), ties ranked by their average; 0 where a column never varies."""
+    from scipy.stats import rankdata
+
+    def z(x):
+        r = torch.from_numpy(rankdata(x.numpy(), axis=0))
+        r = r - r.mean(0)
+        norm = r.norm(dim=0)
+        return r / torch.where(norm > 0, norm, torch.ones_like(norm))
+    return z(a).t() @ z(b)
+
+
+def pair_maps(model: nn.Module, other: nn.Module, images: torch.Tensor, layers=CONV, *,
+              batch_size: int = 64) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """layer → (partner, correlation): each map ``m`` of ``model`` paired one-to-one with
+    map ``partner[m]`` of ``other`` to maximise the summed Spearman correlation of their
+    per-image strongest activations over ``images`` (Hungarian algorithm,
+    ``scipy.optimize.linear_sum_assignment``); ``correlation[m]`` is that pair's."""
+    from scipy.optimize import linear_sum_assignment
+
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    if len(images) < 2:
+        raise ValueError(f"need at least 2 images to pair maps by correlation, got {len(images)}")
+    a = _strongest(model, images, layers, batch_size)
+    b = _strongest(other, images, layers, batch_size)
+    out = {}
+    for layer in layers:
+        if a[layer].shape[1] != b[layer].shape[1]:
+            raise ValueError(f"{layer} has {a[layer].shape[1]} maps in one network and "
+                             f"{b[layer].shape[1]} in the other; pair networks of one preset")
+        corr = _spearman(a[layer], b[layer])
+        _, cols = linear_sum_assignment(corr.numpy(), maximize=True)
+        partner = torch.from_numpy(np.asarray(cols)).long()
+        out[layer] = (partner, corr[torch.arange(len(partner)), partner])
+    return out
+
+
+def noise_ceiling(model: nn.Module, other: nn.Module, images: torch.Tensor,
+                  match_images: torch.Tensor, layers=CONV, *, k: int = 9, batch_size: int = 64,
+                  reference_top: dict | None = None) -> Ceiling:
+    """The :class:`Ceiling` of the top-k overlap of ``model`` (the final network) against
+    ``other``: maps paired on ``match_images`` (:func:`pair_maps`), overlaps counted on
+    ``images`` (the pool of :func:`track`; both preprocessed alike). ``reference_top``
+    (layer → TopK of ``model`` on ``images``) skips that search when it is at hand."""
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    if len(images) == 0:
+        raise ValueError("images is empty")
+    pairs = pair_maps(model, other, match_images, layers, batch_size=batch_size)
+    ref = reference_top or topk.top_activations(model, images, layers, k=k, progress=False)
+    top = topk.top_activations(other, images, layers, k=k, progress=False)
+    overlap = {layer: _overlap(top[layer].index[pairs[layer][0]], ref[layer].index)
+               for layer in layers}
+    return Ceiling(layers, overlap, {layer: p for layer, (p, _) in pairs.items()},
+                   {layer: c for layer, (_, c) in pairs.items()}, int(k), len(images),
+                   len(match_images))
