@@ -157,6 +157,11 @@ def test_colour_opponent_kernel_is_found():
     red_green = np.stack([g, -g, np.zeros_like(g)])   # sums to zero: only the opponent kernel sees it
     assert gabor.filter_r2(red_green) > 0.99
     assert gabor.fit(red_green.sum(0))[0] == 0.0
+    best = gabor.filter_fit(red_green)
+    assert best.which == "colour" and best.r2 == gabor.filter_r2(red_green)
+    resid = ((best.fitted() - best.kernel) ** 2).sum() / ((best.kernel - best.kernel.mean()) ** 2).sum()
+    assert 1 - resid == pytest.approx(best.r2)   # the drawn fit is the one scored
+    assert gabor.filter_fit(np.stack([g, g, g])).which == "luminance"
 
 
 def test_bad_shapes_are_refused():
@@ -190,3 +195,19 @@ def test_train_and_evaluate_reach_the_parts_world(tmp_path, monkeypatch, capsys)
     assert seen[2:] == [("test", "parts")]
     with pytest.raises(ValueError, match="embedded, parts, imagenet"):
         train.Config(dataset="partz")
+
+
+def test_gabor_figures_draw_what_was_fitted():
+    from zfbook.plot import architecture as plot_arch
+    bank = gabor.gabor_bank(6, seed=2)
+    fits = gabor.layer_fits(bank)
+    r2 = np.array([f.r2 for f in fits])
+    fig = plot_arch.gabor_r2({"zfnet-mini": r2, "untrained (null)": r2 * 0.5})
+    ax = fig.axes[0]
+    dots = ax.collections[0].get_offsets()
+    assert np.allclose(np.sort(dots[:, 0]), np.sort(np.clip(r2, 0, 1)))
+    assert [t.get_text() for t in ax.texts] == [f"{(r2 >= 0.85).mean():.0%}", f"{(r2 * 0.5 >= 0.85).mean():.0%}"]
+    fig = plot_arch.gabor_examples(fits, n=3)
+    shown = [a.images[0].get_array() for a in fig.axes]
+    best = max(fits, key=lambda f: f.r2)
+    assert np.allclose(shown[0], best.kernel) and np.allclose(shown[3], best.fitted())

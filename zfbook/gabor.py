@@ -31,11 +31,13 @@ a filter on one CPU core.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["gabor", "fit", "filter_r2", "layer_r2", "gabor_share", "gabor_bank", "THRESHOLD"]
+__all__ = ["gabor", "fit", "GaborFit", "filter_fit", "filter_r2", "layer_fits", "layer_r2", "gabor_share",
+           "gabor_bank", "THRESHOLD"]
 
 #: the R² above which a filter counts as a Gabor
 THRESHOLD = 0.85
@@ -103,6 +105,10 @@ def fit(kernel) -> tuple[float, np.ndarray]:
     def residual(p):
         return gabor(p, n).ravel() - target
 
+    # starts strictly inside the bounds (relative margin: a kernel of tiny values has tiny bounds)
+    span = np.array(hi) - np.array(lo)
+    lo_in, hi_in = np.array(lo) + 1e-9 * span, np.array(hi) - 1e-9 * span
+
     # starts: a blob, and gratings at the kernel's spectral peak and at 3 other orientations,
     # each in two phases, all centred on the kernel's strongest pixel
     spec = np.abs(np.fft.fft2(k - k.mean()))
@@ -117,7 +123,7 @@ def fit(kernel) -> tuple[float, np.ndarray]:
     best = (np.inf, None)
     for th, f, ph in starts:
         p0 = [float(cx), float(cy), n / 4, n / 4, th, f, ph, scale, float(target.mean())]
-        p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+        p0 = np.clip(p0, lo_in, hi_in)
         r = least_squares(residual, p0, jac=lambda p: _jacobian(p, n), bounds=(lo, hi), max_nfev=100)
         cost = float((r.fun ** 2).sum())
         if cost < best[0]:
@@ -137,22 +143,52 @@ def _kernels(w: np.ndarray) -> list[np.ndarray]:
     return [summed, (s[0] * vt[0]).reshape(w.shape[1:])]
 
 
-def filter_r2(filt) -> float:
-    """R² of the best Gabor fit to one filter (c, k, k): the better of its colour-summed and
-    main colour-opponent kernels."""
+@dataclass(frozen=True)
+class GaborFit:
+    """The best Gabor fit to one filter: its ``r2``, which of the filter's kernels it fits
+    (``"luminance"``: the colour-summed kernel; ``"colour"``: the main colour-opponent one),
+    that ``kernel`` (k, k) and the Gabor's nine ``params`` (:func:`gabor`)."""
+    r2: float
+    which: str
+    kernel: np.ndarray
+    params: np.ndarray
+
+    def fitted(self) -> np.ndarray:
+        """The fitted Gabor, (k, k), on the kernel's scale."""
+        return gabor(self.params, self.kernel.shape[0])
+
+
+def filter_fit(filt) -> GaborFit:
+    """The best Gabor fit to one filter (c, k, k): the better of its colour-summed and main
+    colour-opponent kernels."""
     w = filt.detach().cpu().double().numpy() if torch.is_tensor(filt) else np.asarray(filt, np.float64)
     if w.ndim == 2:
         w = w[None]
     if w.ndim != 3:
         raise ValueError(f"a filter is (channels, k, k), got shape {tuple(w.shape)}")
-    return max(fit(k)[0] for k in _kernels(w))
+    fits = []
+    for which, k in zip(("luminance", "colour"), _kernels(w)):
+        r2, params = fit(k)
+        fits.append(GaborFit(r2, which, k, params))
+    return max(fits, key=lambda f: f.r2)
+
+
+def filter_r2(filt) -> float:
+    """R² of the best Gabor fit to one filter (c, k, k) (:func:`filter_fit`)."""
+    return filter_fit(filt).r2
+
+
+def layer_fits(model_or_weight) -> list[GaborFit]:
+    """The best Gabor fit of every filter of ``conv1`` (a model) or of a weight tensor
+    (n, c, k, k)."""
+    from .architecture import _weight   # the filter bank of conv1, or the weight given
+    return [filter_fit(f) for f in _weight(model_or_weight)]
 
 
 def layer_r2(model_or_weight) -> np.ndarray:
     """R² of the best Gabor fit for every filter of ``conv1`` (a model) or of a weight
     tensor (n, c, k, k)."""
-    from .architecture import _weight   # the filter bank of conv1, or the weight given
-    return np.array([filter_r2(f) for f in _weight(model_or_weight)])
+    return np.array([f.r2 for f in layer_fits(model_or_weight)])
 
 
 def gabor_share(model_or_weight, threshold: float = THRESHOLD) -> float:

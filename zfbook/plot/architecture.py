@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from .images import mosaic, projection_rgb
 
 __all__ = ["filters_pair", "projections_pair", "spectra", "shift_curves", "seeds", "curves",
-           "NET_COLOURS"]
+           "gabor_r2", "gabor_examples", "NET_COLOURS"]
 
 NET_COLOURS = {"alexnet-mini": "#d95f02", "zfnet-mini": "#1b9e77"}
 
@@ -156,4 +156,53 @@ def curves(groups: dict) -> Figure:
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     b.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig
+
+
+def gabor_r2(named: dict, threshold: float = 0.85) -> Figure:
+    """Fig. 6 c's claim as a number: each set's conv1 filters as dots at their best Gabor
+    fit's R² (:mod:`zfbook.gabor`), the threshold as a line, and the share above it.
+    ``named``: label → R² array, in the order to draw (the null and the control among them)."""
+    fig = Figure(figsize=(6.4, 0.5 + 0.42 * len(named)))
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)
+    for i, (label, r2) in enumerate(named.items()):
+        r2 = np.asarray(r2, dtype=float)
+        y = len(named) - 1 - i + rng.uniform(-0.18, 0.18, len(r2))
+        colour = NET_COLOURS.get(label.split(" ")[0], "#666666")
+        ax.scatter(np.clip(r2, 0, 1), y, s=10, color=colour, alpha=0.8, linewidths=0)
+        ax.text(1.02, len(named) - 1 - i, f"{(r2 >= threshold).mean():.0%}", va="center", fontsize=8,
+                transform=ax.get_yaxis_transform())
+    ax.axvline(threshold, color="k", lw=0.8, ls="--")
+    ax.set_yticks(range(len(named)), list(named)[::-1], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"R² of the best 2-D Gabor fit per conv1 filter (share ≥ {threshold} at the right)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def gabor_examples(fits, n: int = 8, *, px: float = 0.16) -> Figure:
+    """Filters beside their fitted Gabors (:func:`zfbook.gabor.layer_fits`): ``n`` kernels
+    spread over the R² range, best first — the fitted kernel (luminance or colour-opponent)
+    above, the Gabor below, each on its own symmetric grey scale, with its R²."""
+    order = sorted(range(len(fits)), key=lambda i: -fits[i].r2)
+    pick = [order[int(round(j))] for j in np.linspace(0, len(order) - 1, min(n, len(order)))]
+    k = fits[0].kernel.shape[0]
+    fig = Figure(figsize=(len(pick) * (k * px + 0.1), 2 * k * px + 0.6))
+    axes = fig.subplots(2, len(pick), squeeze=False)
+    for col, i in enumerate(pick):
+        f = fits[i]
+        lim = float(np.abs(f.kernel).max()) or 1.0
+        for row, img in enumerate((f.kernel, f.fitted())):
+            ax = axes[row, col]
+            ax.imshow(img, cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, col].set_title(f"{f.r2:.2f}", fontsize=8)
+    axes[0, 0].set_ylabel("filter", fontsize=8)
+    axes[1, 0].set_ylabel("Gabor", fontsize=8)
+    fig.tight_layout(pad=0.3)
     return fig
