@@ -124,3 +124,78 @@ def test_on_the_aligned_faces(mini):
     # the masks follow the keypoints into the 112×112 centre crop (offset 8)
     torch.testing.assert_close(table.centres["nose"][0],
                                ds.keypoints[:, 2].double() - 8)
+
+
+# ---------------------------------------------------------------- the same-location control
+NAMES = ("left_eye", "right_eye", "nose")
+
+
+def test_same_location_is_the_part_row_when_every_part_sits_on_one_pixel(mini):
+    """Aligned keypoints: image i masked at image i + s's nose is masked at its own nose,
+    so the control cannot differ from the part row, pair for pair."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 3, 112, 112, generator=g) * 50
+    kps = torch.tensor([[40.0, 35.0], [40.0, 77.0], [62.0, 56.0]]).expand(4, -1, -1)
+    plain = correspondence(mini, x, kps, NAMES, size=12, draws=2, seed=1)
+    table = correspondence(mini, x, kps, NAMES, size=12, draws=2, seed=1, same_location=True)
+    assert table.rows == plain.rows and plain.same_location is None
+    for part in PARTS:
+        assert table.same_location_centres[part].shape == (3, 4, 2)
+        assert table.same_location_covers[part] == 1.0
+        for layer in ("conv5", "fc7"):
+            assert table.same_location[part][layer] == pytest.approx(table.rows[part][layer],
+                                                                     rel=1e-12, abs=0)
+            own = table.pairs[part][layer]
+            torch.testing.assert_close(table.same_location_pairs[part][layer], own.repeat(3))
+    assert "nose, same place" in table.format()
+    assert "same place" not in plain.format()
+
+
+def _blobs(centres, size=112):
+    """Images of noise with a bright square 'part' (side 12) at each centre (y, x)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(len(centres), 3, size, size, generator=g) * 20
+    for i, (y, xx) in enumerate(centres):
+        x[i, :, y - 6:y + 6, xx - 6:xx + 6] = 200.0
+    return x
+
+
+def test_same_location_differs_when_the_parts_sit_elsewhere(mini):
+    """Each image's part lies elsewhere: the control masks the other images' part
+    locations, where this image has no part, and its Δ is not the part's. Checked against
+    a direct computation of the first shift."""
+    from zfbook.models import activations
+    where = torch.tensor([[30, 30], [30, 80], [80, 30], [80, 80], [56, 56]])
+    x = _blobs(where.tolist())
+    kps = torch.stack([where.double()] * 3, 1)          # all three parts on the blob
+    table = correspondence(mini, x, kps, NAMES, size=12, parts=("nose",), draws=1,
+                           same_location=True)
+    assert set(table.same_location) == {"nose"}
+    torch.testing.assert_close(table.same_location_centres["nose"][0], where.double().roll(-1, 0))
+    assert table.same_location_covers["nose"] == 0.0
+    for layer in ("conv5", "fc7"):
+        assert table.same_location["nose"][layer] != table.rows["nose"][layer]
+        base = activations(mini, x, layer)[layer].reshape(5, -1)
+        masked = activations(mini, mask_square(x, where.roll(-1, 0), 12), layer)[layer]
+        want = sign_distances(base - masked.reshape(5, -1))
+        torch.testing.assert_close(table.same_location_pairs["nose"][layer][:10], want)
+        assert len(table.same_location_pairs["nose"][layer]) == 4 * 10
+
+
+def test_same_location_covers_counts_squares_on_the_own_part():
+    from zfbook.correspondence import _covers
+    points = torch.tensor([[20.0, 20.0], [25.0, 20.0], [60.0, 60.0]])
+    squares = points.roll(-1, 0)[None]  # image 0 masked at 25,20 (rows 19-30): its 20,20
+    assert _covers(squares, points, 12) == pytest.approx(1 / 3)   # images 1 and 2: far
+    assert _covers(squares, points, 4) == 0.0                     # rows 23-26 miss row 20
+
+
+def test_same_location_on_the_aligned_faces(mini):
+    from zfbook.data import Preprocess, aligned
+    mini.preprocess = Preprocess(torch.full((3, 128, 128), 110.0), crop=112)
+    try:
+        table = correspondence_on(mini, aligned(3), size=12, draws=1, same_location=True)
+    finally:
+        del mini.preprocess
+    assert set(table.same_location) == set(PARTS) and set(table.rows) == set(PARTS) | {"random"}
+    assert all(table.same_location_covers[p] == 1.0 for p in PARTS)   # one pose: one pixel

@@ -17,6 +17,17 @@ The control masks **random regions** of the same size: as in the paper's Fig. 8 
 image gets its own random square, drawn (seeded) with its centre on the object when an
 object mask is given ("random parts of the object") and anywhere the square fits
 otherwise. ``draws`` independent draws are made; their pairs are pooled.
+
+A second control (``same_location=True``, ours) asks whether "same part" is only "same
+pixels": each image is masked where the part lies in *another* image, image ``i`` at the
+keypoint of image ``i + s`` (mod N), for every shift s = 1 … N − 1, pairs pooled. It holds
+fixed the images, the square's size and fill, and the geometry of the masks: every shift
+masks the same coordinates as the part row, and each pair (i, j) is masked at the pair of
+coordinates the part row masks in (i + s, j + s), so the pairs' locations are the part
+row's. Only what lies under the square changes. A part Δ below this control's is more than
+the same pixels; with every keypoint on one pixel (perfectly aligned images) the control
+*is* the part row and the two cannot be told apart. ``same_location_covers`` gives the
+share of its squares that still cover the image's own keypoint.
 """
 from __future__ import annotations
 
@@ -81,7 +92,13 @@ def delta(eps: torch.Tensor) -> tuple[float, float]:
 @dataclass
 class CorrespondenceTable:
     """Our Table 1. ``rows[part][layer] = (mean, std)``; ``pairs[part][layer]`` holds the
-    per-pair distances; ``centres[part]`` the square centres (draws, N, 2) used."""
+    per-pair distances; ``centres[part]`` the square centres (draws, N, 2) used.
+
+    With ``same_location=True`` (the same-location control, see the module docstring),
+    ``same_location[part][layer] = (mean, std)``, ``same_location_pairs`` and
+    ``same_location_centres[part]`` (N − 1 shifts, N, 2) likewise, and
+    ``same_location_covers[part]``, the share of those squares that cover the image's own
+    keypoint; all None without it."""
     rows: dict
     pairs: dict
     centres: dict
@@ -89,20 +106,28 @@ class CorrespondenceTable:
     layers: tuple
     n_images: int
     paper: dict = field(default_factory=lambda: PAPER_TABLE1)
+    same_location: dict | None = None
+    same_location_pairs: dict | None = None
+    same_location_centres: dict | None = None
+    same_location_covers: dict | None = None
 
     def format(self) -> str:
         """Our table beside the paper's, as aligned text."""
-        head = f"{'occlusion':11s}" + "".join(
+        rows = [(part.replace("_", " "), part, row) for part, row in self.rows.items()]
+        rows += [(f"{part.replace('_', ' ')}, same place", None, row)
+                 for part, row in (self.same_location or {}).items()]
+        width = max([11] + [len(name) for name, _, _ in rows])
+        head = f"{'occlusion':{width}s}" + "".join(
             f" | {'ours ' + layer:>15s} | {'paper ' + layer:>15s}" for layer in self.layers)
         lines = [head, "-" * len(head)]
-        for part, row in self.rows.items():
+        for name, part, row in rows:
             cells = []
             for layer in self.layers:
                 m, s = row[layer]
                 p = self.paper.get(part, {}).get(layer)
                 paper = f"{p[0]:.3f} ± {p[1]:.3f}" if p else "—"
                 cells.append(f" | {f'{m:.3f} ± {s:.3f}':>15s} | {paper:>15s}")
-            lines.append(f"{part.replace('_', ' '):11s}" + "".join(cells))
+            lines.append(f"{name:{width}s}" + "".join(cells))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -128,13 +153,15 @@ def _random_centres(masks, n, h, w, size, generator):
 @torch.no_grad()
 def correspondence(model, images: torch.Tensor, keypoints, keypoint_names, size: int = 12,
                    layers=("conv5", "fc7"), parts=PARTS, masks=None, draws: int = 5,
-                   seed: int = 0, fill: float = 0.0) -> CorrespondenceTable:
+                   seed: int = 0, fill: float = 0.0,
+                   same_location: bool = False) -> CorrespondenceTable:
     """Table 1 for preprocessed aligned ``images`` (N, C, H, W).
 
     ``keypoints`` (N, K, 2) are (y, x) in the same pixel coordinates, named by
     ``keypoint_names``; each of ``parts`` is masked by a ``size``-pixel square centred on
     its keypoint. The "random" row masks ``draws`` independent random squares per image
-    (on the object ``masks`` (N, H, W) if given). See the module docstring for Δ.
+    (on the object ``masks`` (N, H, W) if given). ``same_location`` adds the
+    same-location control of every part. See the module docstring for Δ and the control.
     """
     keypoints = torch.as_tensor(keypoints, dtype=torch.float64)
     names = list(keypoint_names)
@@ -163,16 +190,37 @@ def correspondence(model, images: torch.Tensor, keypoints, keypoint_names, size:
         g = torch.Generator().manual_seed(seed)
         centres["random"] = torch.stack([_random_centres(masks, n, h, w, size, g)
                                          for _ in range(draws)])
-        rows, pairs = {}, {}
-        for part, cs in centres.items():
-            per_draw = [eps(c) for c in cs]
-            pairs[part] = {layer: torch.cat([sign_distances(e[layer]) for e in per_draw])
-                           for layer in layers}
-            rows[part] = {layer: (float(d.mean()), float(d.std(unbiased=False)))
-                          for layer, d in pairs[part].items()}
+        def measure(centres):
+            """part → layer → pooled distances, and → (mean, std), over the draws."""
+            pairs = {}
+            for part, cs in centres.items():
+                per_draw = [eps(c) for c in cs]
+                pairs[part] = {layer: torch.cat([sign_distances(e[layer]) for e in per_draw])
+                               for layer in layers}
+            return pairs, {part: {layer: (float(d.mean()), float(d.std(unbiased=False)))
+                                  for layer, d in by_layer.items()}
+                           for part, by_layer in pairs.items()}
+
+        pairs, rows = measure(centres)
+        table = CorrespondenceTable(rows, pairs, centres, int(size), layers, n)
+        if same_location:
+            elsewhere = {part: torch.stack([c[0].roll(-s, 0) for s in range(1, n)])
+                         for part, c in centres.items() if part in parts}
+            table.same_location_pairs, table.same_location = measure(elsewhere)
+            table.same_location_centres = elsewhere
+            table.same_location_covers = {part: _covers(c, centres[part][0], size)
+                                          for part, c in elsewhere.items()}
     finally:
         model.train(was_training)
-    return CorrespondenceTable(rows, pairs, centres, int(size), layers, n)
+    return table
+
+
+def _covers(squares: torch.Tensor, points: torch.Tensor, size: int) -> float:
+    """Share of the squares (…, N, 2) centred as in :func:`mask_square` that contain their
+    image's point (N, 2), the pixel it rounds to."""
+    top = squares.round() - size // 2
+    inside = (points.round() >= top) & (points.round() < top + size)
+    return float(inside.all(-1).double().mean())
 
 
 def correspondence_on(model, dataset, size: int = 12, preprocess=None,
