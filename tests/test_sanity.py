@@ -189,3 +189,155 @@ def test_refusals(mini, images):
         sanity.explain(mini, images, "gradient", "fc8", [0, 1, 12])
     with pytest.raises(TypeError, match="ConvNet"):
         sanity.randomize(torch.nn.Sequential(torch.nn.Linear(2, 2)), ["fc8"])
+
+
+# ------------------------------------------------------------------ several seeds
+def test_seeded_randomisation_is_the_single_seed_runs_pooled(mini, images):
+    kw = dict(methods=("gradient", "occlusion"), patch=PATCH, stride=STRIDE)
+    many = sanity.seeded_randomisation(mini, images[:2], seeds=(0, 1, 2), steps=(1, 3, 8),
+                                       **kw)
+    assert many.labels == ["trained", "fc8", "fc8…fc6", "fc8…conv1"]
+    rows = [0, 1, 3, 8]
+    for j, seed in enumerate(many.seeds):
+        one = sanity.randomisation(mini, images[:2], seed=seed, **kw)
+        for m in kw["methods"]:
+            torch.testing.assert_close(many.trained[m], one.maps[m][0], rtol=0, atol=0)
+            for s in sanity.MEASURES:
+                np.testing.assert_array_equal(many.scores[m][s][:, j], one.scores[m][s][rows])
+    assert sanity.null(many).n == 2                     # the trained maps, kept once
+    v = many.scores["gradient"]["spearman_abs"]                      # (steps, seeds, images)
+    assert v.shape == (4, 3, 2) and (v[0] == 1.0).all()
+    assert not np.array_equal(v[-1, 0], v[-1, 1])       # other seeds, other random weights
+    np.testing.assert_allclose(many.per_image("gradient"), v.mean(axis=1))
+    np.testing.assert_allclose(many.per_seed("gradient"), v.mean(axis=2))
+    np.testing.assert_allclose(many.mean("gradient"), v.reshape(4, -1).mean(axis=1))
+    again = sanity.seeded_randomisation(mini, images[:2], seeds=(0, 1, 2), steps=(1, 3, 8),
+                                        **kw)
+    for m in kw["methods"]:
+        for s in sanity.MEASURES:
+            np.testing.assert_array_equal(again.scores[m][s], many.scores[m][s])
+
+
+def test_seeded_randomisation_steps_and_refusals(mini, images):
+    r = sanity.seeded_randomisation(mini, images[:1], seeds=(4,), mode="independent",
+                                    steps=("conv1", ("fc8",), 1), methods=("gradient",),
+                                    measures=("spearman",))
+    assert r.steps == [(), ("conv1",), ("fc8",)]
+    with pytest.raises(ValueError, match="independent steps are 0…8"):
+        sanity.seeded_randomisation(mini, images[:1], mode="independent", steps=(9,))
+    with pytest.raises(ValueError, match="layers are: conv1"):
+        sanity.seeded_randomisation(mini, images[:1], steps=("conv6",))
+    with pytest.raises(ValueError, match="different integers"):
+        sanity.seeded_randomisation(mini, images[:1], seeds=(1, 1))
+
+
+# ------------------------------------------------------------------ the null
+def test_unrelated_pairs():
+    d = sanity.unrelated_pairs(10, seed=3)
+    assert (d[:, 0] == np.arange(10)).all() and sorted(d[:, 1]) == list(range(10))
+    assert (d[:, 0] != d[:, 1]).all()
+    np.testing.assert_array_equal(d, sanity.unrelated_pairs(10, seed=3))
+    assert not np.array_equal(d, sanity.unrelated_pairs(10, seed=4))
+    a = sanity.unrelated_pairs(5, "all")
+    assert sorted(map(tuple, a)) == [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    with pytest.raises(ValueError, match="at least two images"):
+        sanity.unrelated_pairs(1)
+    with pytest.raises(ValueError, match="pairings are: derangement, all"):
+        sanity.unrelated_pairs(4, "some")
+
+
+def _squares(corners, seed: int, side: int = 28) -> torch.Tensor:
+    """Noisy images (σ 0.1) of one bright square each, its top-left corner at ``corners``."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.1 * torch.randn(len(corners), 3, 112, 112, generator=g)
+    for i, (r, c) in enumerate(corners):
+        x[i, :, r:r + side, c:c + side] += 2.0
+    return x
+
+
+def test_null_of_identical_images_is_one(mini, images):
+    same = images[:1].expand(4, -1, -1, -1).clone()
+    maps = {m: sanity.explain(mini, same, m, "fc8", [3] * 4, patch=PATCH, stride=STRIDE)
+            for m in ("gradient", "occlusion")}
+    for how in sanity.PAIRINGS:
+        n = sanity.null(maps, how=how)
+        for m in maps:
+            for s in sanity.MEASURES:
+                assert (n.scores[m][s] == 1.0).all() and n.mean(m, s) == 1.0, (how, m, s)
+
+
+def test_null_is_the_similarity_of_other_images_maps(mini, images):
+    r = sanity.randomisation(mini, images, methods=("gradient",), measures=("ssim",))
+    n = sanity.null(r, measures=("spearman_abs",), how="all")
+    maps = r.maps["gradient"][0]
+    for (i, j), got in zip(n.pairs, n.scores["gradient"]["spearman_abs"]):
+        x, y = (_ranks(maps[k].double().abs().sum(0).numpy().ravel()) for k in (i, j))
+        assert got == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
+    v = n.scores["gradient"]["spearman_abs"]            # pairs (0, 1), (0, 2), (1, 2)
+    np.testing.assert_allclose(n.per_image("gradient"),
+                               [(v[0] + v[1]) / 2, (v[0] + v[2]) / 2, (v[1] + v[2]) / 2])
+    # a derangement: each image is in two pairs, i → π(i) and π⁻¹(i) → i
+    d = sanity.null({"gradient": maps}, measures=("spearman",), seed=2)
+    v, (first, second) = d.scores["gradient"]["spearman"], d.pairs.T
+    want = [(v[first == i][0] + v[second == i][0]) / 2 for i in range(3)]
+    np.testing.assert_allclose(d.per_image("gradient", "spearman"), want)
+
+
+def test_null_is_below_the_same_image_and_sees_centre_bias(mini):
+    """Squares at six places: an image's map under other noise (the same image) is far
+    more alike than another image's map; squares all at the centre raise the null."""
+    corners = [(4, 4), (4, 80), (80, 4), (80, 80), (42, 10), (10, 42)]
+    x, again = _squares(corners, seed=0), _squares(corners, seed=1)
+    centred = _squares([(42, 42)] * 6, seed=0)
+    kw = dict(patch=28, stride=14)
+    for m in ("guided_backprop", "occlusion"):
+        a, b, c = (sanity.explain(mini, v, m, "fc8", [0] * 6, **kw) for v in (x, again, centred))
+        same = np.mean([sanity.similarity(a[i], b[i]) for i in range(6)])
+        scattered = sanity.null({m: a}, how="all").mean(m)
+        assert scattered < same - 0.15, (m, scattered, same)
+        assert sanity.null({m: c}, how="all").mean(m) > scattered + 0.15, m
+
+
+# ------------------------------------------------------------------ data randomisation
+def test_data_randomisation_of_a_model_with_itself_is_one(mini, images):
+    saved = copy.deepcopy(mini.state_dict())
+    r = sanity.data_randomisation(mini, mini, images[:2], patch=PATCH, stride=STRIDE)
+    assert r.mode == "data" and r.labels == ["trained", "shuffled labels"]
+    for m in sanity.METHODS:
+        for s in sanity.MEASURES:
+            assert (r.scores[m][s] == 1.0).all(), (m, s)
+    assert not _changed(saved, mini.state_dict())
+
+
+def test_data_randomisation_against_autograd(mini, images):
+    from zfbook.models import build
+    torch.manual_seed(1)
+    other = build("zfnet-mini", num_classes=12).eval()
+    saved = copy.deepcopy(other.state_dict())
+    classes = [2, 7, 9]
+    r = sanity.data_randomisation(mini, other, images, methods=("gradient",),
+                                  which=classes, measures=("spearman_abs",))
+    want = []
+    for i, c in enumerate(classes):
+        grads = []
+        for net in (mini, other):
+            xi = images[i:i + 1].clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(net(xi)[0, c], xi)
+            grads.append(_ranks(g[0].double().abs().sum(0).numpy().ravel()))
+        want.append(np.corrcoef(*grads)[0, 1])
+    np.testing.assert_allclose(r.scores["gradient"]["spearman_abs"][1], want, atol=1e-6)
+    assert (r.scores["gradient"]["spearman_abs"][1] < 0.99).all()
+    assert not _changed(saved, other.state_dict())
+    # conv5: each network's own strongest map, as the same index names unrelated units
+    c5 = sanity.data_randomisation(mini, other, images[:2], target="conv5",
+                                   methods=("deconvnet",), measures=("ssim",))
+    own = sanity.top_features(other, images[:2])
+    assert c5.which == sanity.top_features(mini, images[:2])
+    assert torch.equal(c5.maps["deconvnet"][1],
+                       sanity.explain(other, images[:2], "deconvnet", "conv5", own))
+
+
+def test_data_randomisation_refuses_another_architecture(mini, images):
+    from zfbook.models import build
+    with pytest.raises(ValueError, match="same architecture.*12 classes vs zfnet-mini with 10"):
+        sanity.data_randomisation(mini, build("zfnet-mini", num_classes=10), images[:1])

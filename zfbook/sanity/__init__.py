@@ -5,7 +5,9 @@ Beyond the paper. Zeiler & Fergus read the deconvnet's projections (Section 2.1,
 
 * Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018): re-initialise the
   weights layer by layer from the top (*cascading randomisation*) or one layer at a time
-  (*independent randomisation*) and measure how much each explanation changes;
+  (*independent randomisation*) and measure how much each explanation changes (Section
+  3, the model-parameter randomisation test), or train the network on shuffled labels
+  (Section 4, the data-randomisation test);
 * Nie, Zhang & Patel (ICML 2018): the deconvnet and Guided Backprop largely *reconstruct
   the image*, driven by the switches and ReLUs, not by what the chosen unit learned;
 * Mahendran & Vedaldi, "Salient Deconvolutional Networks" (ECCV 2016): with the switches
@@ -58,6 +60,16 @@ absolute maps, each scaled to [0, 1] by its maximum). A map compared with itself
 exactly 1 on all three (identical maps are recognised before the floating-point
 computation, which can round Spearman's 1 to 1 − 2⁻⁵²).
 
+**Power** (Adebayo et al. 2018 use one random draw per layer; we repeat it).
+:func:`seeded_randomisation` re-draws the random weights with several seeds (any subset
+of the steps), making the trained network's maps once: similarities per step, seed and
+image, each image's mean over seeds being the unit an interval over images is computed
+from. :func:`null` sets the level of "nothing in common": the similarity between the
+trained network's maps of two *unrelated* images (a seeded derangement of the images, or
+all pairs), which is not 0 when maps share a centre bias. :func:`data_randomisation` is
+the paper's second test (Section 4): the maps of a network trained on *shuffled labels*
+against the trained network's.
+
 **Neuron selectivity** (:func:`selectivity`): for one image, the mean pairwise Spearman
 (absolute maps) among the maps of several conv5 feature maps, or of all fc8 classes.
 **Reconstruction** (:func:`edge_correlation`): Spearman between a map and the image's
@@ -66,18 +78,23 @@ edge strength (Sobel gradient magnitude), against the same with another image's 
 Only zfbook ``ConvNet`` models (layers named conv1…fc8) are accepted: randomisation
 addresses layers by the paper's names.
 
-**Layout**: ``methods`` (:func:`explain`), ``similarity``, ``weights`` (randomisation),
+**Layout**: ``methods`` (:func:`explain`), ``similarity``, ``weights`` (model-parameter
+randomisation, one seed or several), ``null``, ``labels`` (data randomisation),
 ``selectivity``, ``reconstruction``; every name is importable from ``zfbook.sanity``.
 """
 from __future__ import annotations
 
+from .labels import SHUFFLED, data_randomisation
 from .methods import METHODS, TARGETS, explain, top_classes, top_features
+from .null import PAIRINGS, Null, null, unrelated_pairs
 from .reconstruction import edge_correlation, edge_map
 from .selectivity import selectivity
 from .similarity import MEASURES, _view, similarity  # _view: zfbook.plot.sanity draws with it
-from .weights import (Randomisation, cascading_steps, independent_steps, randomisation,
-                      randomize, step_label)
+from .weights import (Randomisation, SeededRandomisation, cascading_steps, independent_steps,
+                      randomisation, randomize, seeded_randomisation, step_label)
 
 __all__ = ["METHODS", "TARGETS", "MEASURES", "explain", "randomize", "cascading_steps",
            "independent_steps", "step_label", "similarity", "Randomisation", "randomisation",
-           "selectivity", "edge_map", "edge_correlation", "top_classes", "top_features"]
+           "selectivity", "edge_map", "edge_correlation", "top_classes", "top_features",
+           "SeededRandomisation", "seeded_randomisation", "PAIRINGS", "Null", "null",
+           "unrelated_pairs", "SHUFFLED", "data_randomisation"]
