@@ -337,3 +337,72 @@ def test_layer_none_skips_the_activity_map(mini):
     b = occlusion_maps(mini, x, 2, 40, 36, layer=None, method="batched")
     assert a.activity is None and b.activity is None and a.feature is None
     torch.testing.assert_close(a.p_target, b.p_target, rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- log-probabilities
+def test_log_probability_is_log_softmax_and_keeps_saturated_values_apart():
+    from zfbook.occlusion.sweep import log_probability
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(50, 12, generator=g) * 4
+    for t in (0, 5, 11):
+        torch.testing.assert_close(log_probability(z, t), torch.log_softmax(z.double(), 1)[:, t],
+                                   rtol=1e-12, atol=1e-12)
+    sure = torch.tensor([[40.0, 0.0, 1.0], [40.0, 0.0, 5.0], [0.0, 800.0, 0.0]])
+    assert torch.equal(torch.softmax(sure, 1)[:2, 0], torch.ones(2))          # rounds to 1
+    assert torch.log_softmax(sure.double(), 1)[0, 0] == 0.0                   # even in float64
+    lp = log_probability(sure, 0)                  # the float64 reference: −log1p(Σ e^(z_j − z_t))
+    want = -torch.log1p(torch.exp(sure[:2, 1:].double() - 40.0).sum(1))
+    torch.testing.assert_close(lp[:2], want, rtol=1e-12, atol=0)
+    assert lp[0] == pytest.approx(-(math.exp(-40) + math.exp(-39)), rel=1e-12)
+    assert lp[1] < lp[0] < 0 and lp[2] == -800.0 and torch.isfinite(lp).all()
+
+
+def test_maps_carry_log_probabilities(mini):
+    x = _image(seed=2)
+    for method in ("incremental", "batched"):
+        maps = occlusion_maps(mini, x, 4, 30, 20, method=method)
+        assert maps.log_p_target.dtype == torch.float64
+        torch.testing.assert_close(maps.log_p_target.exp(), maps.p_target.double(),
+                                   rtol=1e-4, atol=1e-7)
+        assert maps.log_p_target0 == pytest.approx(math.log(maps.p_target0), rel=1e-5)
+        p, p0 = maps.target_map()
+        assert p is maps.p_target and p0 == maps.p_target0
+        lo, lo0 = maps.target_map("log_odds")
+        pd = maps.p_target.double()
+        torch.testing.assert_close(lo, torch.log(pd / (1 - pd)), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown kind 'logit'; kinds are: probability, "
+                                         "log_probability, log_odds"):
+        maps.target_map("logit")
+
+
+def test_log_maps_are_not_flat_where_p_saturates(mini):
+    """A classifier sure of its class: P(target) is 1.0 under every square, its log and
+    its log-odds still move, and they are the log-softmax of the occluded images' logits."""
+    sure = build("zfnet-mini", num_classes=12).eval()
+    sure.load_state_dict(mini.state_dict())
+    with torch.no_grad():
+        sure.classifier.fc8.bias[3] += 60.0
+    x = _image(seed=8)
+    maps = occlusion_maps(sure, x, 3, 40, 24)
+    assert torch.all(maps.p_target == 1.0) and maps.p_target0 == 1.0
+    assert torch.isfinite(maps.log_p_target).all() and (maps.log_p_target < 0).all()
+    assert maps.log_p_target.std() > 0 and maps.target_map("log_odds")[0].std() > 0.1
+    rows = placements(112, 40, 24)
+    with torch.no_grad():
+        logits = sure(torch.stack([occlude(x, y, c, 40) for y in rows for c in rows])).double()
+    want = -torch.log1p(torch.exp(torch.cat([logits[:, :3], logits[:, 4:]], 1)
+                                  - logits[:, 3:4]).sum(1))
+    torch.testing.assert_close(maps.log_p_target.reshape(-1), want, rtol=1e-4, atol=0)
+    # the drop in log-odds finds the squares that matter; in probability there is none
+    assert torch.nansum(drop_map(maps)) == 0
+    assert torch.nansum(drop_map(maps, "log_odds")) > 0
+    assert math.isnan(in_mask_share(maps, torch.ones(112, 112, dtype=torch.bool)))
+    assert in_mask_share(maps, torch.ones(112, 112, dtype=torch.bool), "log_odds") == 1.0
+
+
+def test_hand_made_maps_have_no_log_probabilities():
+    m = _maps([[1.0, 0.5], [0.2, 1.0]], patch=3, stride=2, size=5)
+    assert m.log_p_target is None and math.isnan(m.log_p_target0)
+    torch.testing.assert_close(drop_map(m, "probability"), drop_map(m))
+    with pytest.raises(ValueError, match="no log-probabilities"):
+        drop_map(m, "log_probability")

@@ -31,22 +31,26 @@ def attribution(maps: OcclusionMaps) -> torch.Tensor:
     return pixel_average(maps.p_target0 - maps.p_target.double(), maps.positions, maps.patch)
 
 
-def drop_map(maps: OcclusionMaps) -> torch.Tensor:
+def drop_map(maps: OcclusionMaps, kind: str = "probability") -> torch.Tensor:
     """Per pixel, the mean over the placements covering it of the probability drop
-    ``max(0, p_target0 − p_target)`` (rises are ignored); NaN where no square reaches."""
-    drop = (maps.p_target0 - maps.p_target.double()).clamp_min(0)
+    ``max(0, p_target0 − p_target)`` (rises are ignored); NaN where no square reaches.
+    ``kind`` measures the drop in log-probability or log-odds instead
+    (:meth:`OcclusionMaps.target_map`), which still sees a drop where P rounds to 1."""
+    values, value0 = maps.target_map(kind)
+    drop = (value0 - values.double()).clamp_min(0)
     return pixel_average(drop, maps.positions, maps.patch)
 
 
-def in_mask_share(maps: OcclusionMaps, mask: torch.Tensor) -> float:
+def in_mask_share(maps: OcclusionMaps, mask: torch.Tensor, kind: str = "probability") -> float:
     """Share of the P(target)-drop mass that falls inside the object ``mask`` (Section 4.2).
 
     With ``drop`` from :func:`drop_map` (per pixel, the mean of ``max(0, p0 − p)`` over the
     placements covering it), ``share = Σ drop·mask / Σ drop`` over covered pixels. It is
     1 when only squares on the object lower the probability; compare it with
-    :func:`mask_share_baseline`. NaN if no placement lowers the probability.
+    :func:`mask_share_baseline`. NaN if no placement lowers the probability. ``kind``:
+    the drop of :func:`drop_map`.
     """
-    drop = drop_map(maps)
+    drop = drop_map(maps, kind)
     mask = _check_mask(mask, drop.shape)
     covered = ~torch.isnan(drop)
     d = torch.where(covered, drop, torch.zeros_like(drop))
@@ -64,12 +68,14 @@ def mask_share_baseline(maps: OcclusionMaps, mask: torch.Tensor) -> float:
 
 
 def in_mask_shares(model: nn.Module, images: torch.Tensor, labels, masks: torch.Tensor,
-                   patch: int, stride: int, fill=None) -> tuple[torch.Tensor, torch.Tensor]:
+                   patch: int, stride: int, fill=None,
+                   kind: str = "probability") -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`in_mask_share` and :func:`mask_share_baseline` for each of many images.
 
     ``images`` (N, C, H, W) are preprocessed, ``labels`` (N,) their true classes (the
     target), ``masks`` (N, H, W) their object masks in the same coordinates. Returns two
-    (N,) float64 tensors; an image whose P(true) never drops gets NaN (use ``nanmean``).
+    (N,) float64 tensors; an image whose P(true) never drops gets NaN (use ``nanmean``);
+    fewer do with ``kind="log_odds"``.
     """
     labels = torch.as_tensor(labels).reshape(-1)
     if not len(images) == len(labels) == len(masks):
@@ -77,7 +83,7 @@ def in_mask_shares(model: nn.Module, images: torch.Tensor, labels, masks: torch.
     shares, baselines = [], []
     for x, label, mask in zip(images, labels.tolist(), masks):
         maps = occlusion_maps(model, x, int(label), patch, stride, fill, layer=None)
-        shares.append(in_mask_share(maps, mask))
+        shares.append(in_mask_share(maps, mask, kind))
         baselines.append(mask_share_baseline(maps, mask))
     return (torch.tensor(shares, dtype=torch.float64), torch.tensor(baselines, dtype=torch.float64))
 
