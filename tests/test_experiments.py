@@ -1,6 +1,7 @@
 """The experiment runner (zfbook.experiments) and ``python -m zfbook compare``: records,
 skip, exact resume, refusal of a different configuration, and bit-for-bit reproduction."""
 import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -244,6 +245,63 @@ def test_ablation_effects_are_changes_from_each_blocks_reference():
     # one run has no spread: a change from it is never marked, however large
     one = ablation.effects(ablation.by_variant(recs + [rec("fc-wide", 0, 50)]))["fc-wide"]
     assert one["n"] == 1 and one["change"] == pytest.approx(42.0) and not one["significant"]
+
+
+def test_ablation_effects_carry_welch_intervals_and_holm_over_the_variants():
+    from scipy import stats as st
+    from zfbook import ablation, stats
+
+    def rec(variant, seed, test_top1):
+        return {"variant": variant, "seed": seed, "epochs": 3, "train_top1": 90.0,
+                "test_error_top1_centre": 100 - test_top1, "test_error_top5_centre": 0.0,
+                "test_error_top1_10crop": 100 - test_top1}
+    tops = {"baseline": (90, 92, 94), "no-fc6-fc7": (80, 81, 82), "conv-wide": (91, 93, 92),
+            "fc-wide": (86, 88, 87.5)}
+    recs = [rec(v, s, t) for v, ts in tops.items() for s, t in enumerate(ts)]
+    groups = ablation.by_variant(recs)
+    eff = ablation.effects(groups)
+    base = [100 - t for t in tops["baseline"]]
+    ps = {}
+    for v in ("no-fc6-fc7", "conv-wide", "fc-wide"):
+        errs = [100 - t for t in tops[v]]
+        ref = st.ttest_ind(errs, base, equal_var=False)
+        ci = ref.confidence_interval(0.95)
+        e = eff[v]
+        assert e["p"] == pytest.approx(ref.pvalue)
+        assert (e["change_low"], e["change_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+        assert e["change_low"] < e["change"] < e["change_high"]
+        assert e["interval"].mean == pytest.approx(e["mean"]) and e["interval"].n == 3
+        ps[v] = ref.pvalue
+    # Holm over the three variants, by hand: sorted p times 3, 2, 1, made monotone
+    order = sorted(ps, key=ps.get)
+    want, run = {}, 0.0
+    for k, v in enumerate(order):
+        run = max(run, min(1.0, (3 - k) * ps[v]))
+        want[v] = run
+    for v in ps:
+        assert eff[v]["p_holm"] == pytest.approx(want[v]) and eff[v]["p_holm"] >= eff[v]["p"]
+        assert eff[v]["holm_significant"] == (want[v] <= 0.05)
+    assert eff["no-fc6-fc7"]["holm_significant"] and not eff["conv-wide"]["holm_significant"]
+    assert math.isnan(eff["baseline"]["p"]) and not eff["baseline"]["holm_significant"]
+    # the existing keys keep their meaning: 2 se, unchanged by the new ones
+    assert eff["no-fc6-fc7"]["se"] == pytest.approx((1 / 3 + 4 / 3) ** 0.5)
+    # top-5 error 0.0 everywhere: no spread, no test, nothing marked, nothing raised
+    flat = ablation.effects(groups, "test5")
+    assert all(math.isnan(e["p_holm"]) and not e["holm_significant"] for e in flat.values())
+    # a variant of one run has no test and stays out of the correction's family
+    one = ablation.effects(ablation.by_variant(recs + [rec("no-fc7", 0, 50)]))
+    assert math.isnan(one["no-fc7"]["p"]) and math.isnan(one["no-fc7"]["p_holm"])
+    assert one["fc-wide"]["p_holm"] == pytest.approx(eff["fc-wide"]["p_holm"])
+    assert isinstance(eff["fc-wide"]["welch"], stats.Difference)
+
+
+def test_summarize_gives_a_t_interval_when_asked():
+    recs = [{"e": 1.0}, {"e": 2.0}, {"e": 3.0}]
+    assert experiments.summarize(recs, "e") == (2.0, 1.0, 3)  # the default is unchanged
+    iv = experiments.summarize(recs, "e", level=0.95)
+    half = 0.95 / math.sqrt(2 * 0.975 * 0.025) / math.sqrt(3)  # t(0.975, 2 df) · sd / √n
+    assert (iv.mean, iv.n, iv.sd) == (2.0, 3, 1.0)
+    assert (iv.low, iv.high) == (pytest.approx(2 - half), pytest.approx(2 + half))
 
 
 def test_plateaued_reads_the_epochs_after_the_last_anneal():

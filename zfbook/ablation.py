@@ -6,13 +6,14 @@ resized, built by the same model code); the runs are :mod:`zfbook.experiments` r
 The paper made its removals on its AlexNet replication (Table 3's upper block) and its
 resizings on its own model (the lower block); we make both on ``zfnet-mini``, so each of
 our variants is compared with its own block's reference through the *change* of error it
-causes (:func:`effects`).
+causes (:func:`effects`), with Welch's t-interval of that change over the seeds and its
+p-value corrected for the table's several variants by Holm's method (:mod:`zfbook.stats`).
 """
 from __future__ import annotations
 
 import math
 
-from . import experiments, models
+from . import experiments, models, stats
 
 __all__ = ["PAPER_TABLE3", "PAPER_REFERENCE", "load_records", "by_variant", "errors", "effects"]
 
@@ -68,11 +69,21 @@ def errors(r: dict) -> dict:
             "test5": r["test_error_top5_centre"], "test10crop": r["test_error_top1_10crop"]}
 
 
-def effects(groups: dict[str, list[dict]], key: str = "test") -> dict[str, dict]:
+def effects(groups: dict[str, list[dict]], key: str = "test", level: float = 0.95,
+            alpha: float = 0.05) -> dict[str, dict]:
     """Per variant: the change of error (points) from our baseline (mean over seeds, with its
     standard error from both groups' seed spreads) beside the paper's change from its
     block's reference. ``significant``: both groups have at least two runs (one run has no
-    spread) and the change is more than twice its standard error."""
+    spread) and the change is more than twice its standard error.
+
+    The tests behind Table 3's marks (:mod:`zfbook.stats`): ``welch`` (a
+    :class:`~zfbook.stats.Difference`) is Welch's test of the variant's runs against the
+    baseline's, ``change_low``/``change_high`` its ``level`` t-interval of the change and
+    ``p`` its two-sided p; ``p_holm`` is ``p`` corrected by Holm's method over every variant
+    in ``groups`` but the baseline that has a test, and ``holm_significant`` says whether
+    ``p_holm`` ≤ ``alpha``; ``interval`` is the t-interval of the variant's own mean
+    (:class:`~zfbook.stats.Interval`). Without a test (the baseline itself, a group of one
+    run, no spread in either group) these are ``nan`` and not significant."""
     base = [errors(r)[key] for r in groups["baseline"]]
     bm, bsd, _ = experiments.mean_sd(base)
     col = {"train": 0, "test": 1, "test5": 2, "test10crop": 1}[key]
@@ -83,9 +94,20 @@ def effects(groups: dict[str, list[dict]], key: str = "test") -> dict[str, dict]
         se = math.sqrt((sd ** 2 if len(vals) > 1 else 0) / len(vals)
                        + (bsd ** 2 if len(base) > 1 else 0) / len(base))
         paper = PAPER_TABLE3[v][col] - PAPER_REFERENCE[_reference(v)][col]
+        test = stats.welch(vals, base, level) if v != "baseline" else None
         out[v] = {"mean": m, "sd": sd, "n": len(vals), "change": m - bm, "se": se,
                   "significant": (v != "baseline" and len(vals) > 1 and len(base) > 1
                                 and abs(m - bm) > 2 * se),
                   "paper": PAPER_TABLE3[v][col], "paper_change": paper,
-                  "paper_reference": _reference(v)}
+                  "paper_reference": _reference(v),
+                  "interval": stats.mean_interval(vals, level), "welch": test,
+                  "change_low": test.low if test else math.nan,
+                  "change_high": test.high if test else math.nan,
+                  "p": test.p if test else math.nan,
+                  "p_holm": math.nan, "holm_significant": False}
+    tested = {v: e["p"] for v, e in out.items() if not math.isnan(e["p"])}
+    if tested:
+        h = stats.holm(tested, alpha)
+        for v in tested:
+            out[v].update(p_holm=h.adjusted[v], holm_significant=h.rejected[v])
     return out
