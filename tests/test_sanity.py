@@ -341,3 +341,38 @@ def test_data_randomisation_refuses_another_architecture(mini, images):
     from zfbook.models import build
     with pytest.raises(ValueError, match="same architecture.*12 classes vs zfnet-mini with 10"):
         sanity.data_randomisation(mini, build("zfnet-mini", num_classes=10), images[:1])
+
+
+# ------------------------------------------------------------------ intervals over images
+def test_intervals_over_images_and_against_the_null():
+    from scipy import stats as st
+    v = np.array([[1.0, 1.0, 1.0, 1.0], [0.2, 0.5, np.nan, 0.4]])
+    r = sanity.Randomisation("cascading", "fc8", [(), ("fc8",)], [0] * 4,
+                             {"gradient": []}, {"gradient": {"spearman_abs": v}})
+    same, step = r.interval("gradient")
+    assert (same.mean, same.low, same.high, same.n) == (1.0, 1.0, 1.0, 4)
+    ok = v[1][~np.isnan(v[1])]
+    assert step.n == 3 and step.mean == pytest.approx(ok.mean())
+    for level, got in ((0.95, step), (0.9, r.interval("gradient", level=0.9)[1])):
+        want = st.t.interval(level, 2, loc=ok.mean(), scale=st.sem(ok))
+        assert (got.low, got.high) == pytest.approx(want)
+    # seeds: the interval is over images, of each image's mean over the seeds
+    s = np.array([[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[0.1, 0.3, 0.8], [0.3, 0.5, 0.6]]])
+    many = sanity.SeededRandomisation("cascading", "fc8", [(), ("fc8",)], (0, 1), [0] * 3,
+                                      {}, {"gradient": {"spearman_abs": s}})
+    per = s[1].mean(axis=0)
+    got = many.interval("gradient")[1]
+    assert got.n == 3 and (got.low, got.high) == pytest.approx(
+        st.t.interval(0.95, 2, loc=per.mean(), scale=st.sem(per)))
+    # against the null: paired over images, NaN images left out
+    n = sanity.Null(np.array([[0, 1], [1, 2], [2, 3], [3, 0]]), 4,
+                    {"gradient": {"spearman_abs": np.array([0.1, 0.2, 0.0, 0.3])}})
+    null_per_image = n.per_image("gradient")
+    np.testing.assert_allclose(null_per_image, [0.2, 0.15, 0.1, 0.15])
+    d = n.paired(v[1], "gradient")
+    keep = ~np.isnan(v[1])
+    want = st.ttest_rel(v[1][keep], null_per_image[keep])
+    assert d.p == pytest.approx(want.pvalue) and d.diff == pytest.approx(
+        (v[1][keep] - null_per_image[keep]).mean())
+    with pytest.raises(ValueError, match="one similarity per image"):
+        n.paired(v[1][:3], "gradient")

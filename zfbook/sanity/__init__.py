@@ -63,10 +63,11 @@ computation, which can round Spearman's 1 to 1 − 2⁻⁵²).
 **Power** (Adebayo et al. 2018 use one random draw per layer; we repeat it).
 :func:`seeded_randomisation` re-draws the random weights with several seeds (any subset
 of the steps), making the trained network's maps once: similarities per step, seed and
-image, each image's mean over seeds being the unit an interval over images is computed
-from. :func:`null` sets the level of "nothing in common": the similarity between the
-trained network's maps of two *unrelated* images (a seeded derangement of the images, or
-all pairs), which is not 0 when maps share a centre bias. :func:`data_randomisation` is
+image; each image's mean over the seeds is one value of the Student-t interval over
+images (``interval``, :mod:`zfbook.stats`). :func:`null` sets the level of "nothing in
+common": the similarity between the trained network's maps of two *unrelated* images (a
+seeded derangement of the images, or all pairs), which is not 0 when maps share a centre
+bias; ``Null.paired`` tests a step against it, image by image. :func:`data_randomisation` is
 the paper's second test (Section 4): the maps of a network trained on *shuffled labels*
 against the trained network's.
 

@@ -74,6 +74,22 @@ class Null:
         with np.errstate(invalid="ignore"):
             return total / count
 
+    def paired(self, values, method: str, measure: str = "spearman_abs",
+               level: float = 0.95):
+        """``values`` (one similarity per image, e.g. a step of
+        :meth:`SeededRandomisation.per_image`) minus this null, image by image: the paired
+        t-test and interval of :func:`zfbook.stats.paired` over the images where both are
+        defined. Above 0: the maps keep more of their own image than another image's map
+        has. The per-image nulls share pairs, so they are not quite independent: read the
+        interval and p as approximate."""
+        from .. import stats
+        a, b = np.asarray(values, dtype=float), self.per_image(method, measure)
+        if a.shape != b.shape:
+            raise ValueError(f"values must hold one similarity per image ({self.n}), "
+                             f"got shape {a.shape}")
+        ok = ~(np.isnan(a) | np.isnan(b))
+        return stats.paired(a[ok], b[ok], level)
+
 
 def null(maps, *, measures=MEASURES, how: str = "derangement", seed: int = 0) -> Null:
     """The similarity between maps of unrelated images (see the module docstring).

@@ -73,6 +73,14 @@ def randomize(model: nn.Module, layers, seed: int = 0) -> nn.Module:
     return net
 
 
+def _intervals(per_image: np.ndarray, level: float) -> list:
+    """:func:`zfbook.stats.mean_interval` of each row of a (steps, images) array, its NaNs
+    (images whose similarity is undefined) left out: the interval's ``n`` says how many
+    images remain."""
+    from .. import stats
+    return [stats.mean_interval(row[~np.isnan(row)], level) for row in per_image]
+
+
 @dataclass
 class Randomisation:
     """Maps and similarities of a randomisation run.
@@ -100,6 +108,11 @@ class Randomisation:
 
     def std(self, method: str, measure: str = "spearman_abs") -> np.ndarray:
         return np.nanstd(self.scores[method][measure], axis=1)
+
+    def interval(self, method: str, measure: str = "spearman_abs", level: float = 0.95):
+        """Per step, the mean over images with its Student-t interval
+        (:func:`zfbook.stats.mean_interval`; NaN images left out)."""
+        return _intervals(self.scores[method][measure], level)
 
 
 def _steps(mode: str, steps) -> list[tuple[str, ...]]:
@@ -211,8 +224,9 @@ class SeededRandomisation:
 
     The images are the sample; a seed re-draws the random weights. :meth:`per_image`
     averages each image's seeds: the values an interval over images is computed from
-    (images are independent, an image's seeds are not). :meth:`per_seed` gives each seed's
-    mean over images, whose spread says how much one draw of random weights matters.
+    (images are independent, an image's seeds are not), and :meth:`interval` their
+    Student-t interval. :meth:`per_seed` gives each seed's mean over images, whose spread
+    says how much one draw of random weights matters.
     """
     mode: str
     target: str
@@ -238,6 +252,11 @@ class SeededRandomisation:
     def mean(self, method: str, measure: str = "spearman_abs") -> np.ndarray:
         """(steps,): the mean over every image and seed (NaNs ignored)."""
         return np.nanmean(self.scores[method][measure], axis=(1, 2))
+
+    def interval(self, method: str, measure: str = "spearman_abs", level: float = 0.95):
+        """Per step, the mean of :meth:`per_image` with its Student-t interval over images
+        (:func:`zfbook.stats.mean_interval`; NaN images left out)."""
+        return _intervals(self.per_image(method, measure), level)
 
 
 def seeded_randomisation(model: nn.Module, images: torch.Tensor, *, seeds=(0, 1, 2),
