@@ -205,6 +205,16 @@ def test_glued_names_exist(path):
     assert used <= glued, f"glued nowhere: {sorted(used - glued)}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_links_point_at_files_that_exist(path):
+    """Every ``(src:zfbook/...)`` link in the prose names a file of the repository (a module
+    split into a package leaves its old links dead otherwise)."""
+    nb = read(path)
+    links = {m.group(1) for c in nb.cells if c.cell_type == "markdown"
+             for m in re.finditer(r"\(src:([^)#\s]+)", c.source)}
+    assert not [f for f in sorted(links) if not (ROOT / f).is_file()]
+
+
 def test_mathjax_is_vendored_as_recorded():
     import hashlib
     import json
