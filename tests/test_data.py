@@ -68,6 +68,26 @@ def test_aligned_faces_share_pose():
     assert not torch.equal(a.images[0], a.images[1])
 
 
+def test_aligned_faces_of_the_parts_world_move_by_the_jitter():
+    """jitter: the same frontal pose, its centre moved by up to that many pixels, so a part no
+    longer sits at the same pixels in every image (the correspondence test's same-location
+    control needs that)."""
+    import numpy as np
+    still = aligned(4, name="dog", family="parts")
+    moved = aligned(4, name="dog", family="parts", jitter=10)
+    assert still.classes[int(still.labels[0])] == "dog" and still.family == "parts"
+    # the dog's eyes are placed with some freedom: without jitter they stay within a few pixels
+    spread = lambda d: float((d.keypoints - d.keypoints.mean(0)).abs().amax())
+    assert spread(still) < 4 and spread(moved) > spread(still) + 3
+    shift = moved.keypoints.mean(1) - still.keypoints.mean(1)   # each image's face centre moved
+    assert float(shift.abs().max()) <= 10 + 4 and not np.isnan(moved.keypoints.numpy()).any()
+    assert torch.equal(aligned(2).images, aligned(5).images[:2])   # the old world's, as before
+    with pytest.raises(ValueError, match="from 0 to 32"):
+        aligned(2, jitter=-1)
+    with pytest.raises(ValueError, match="choose from"):
+        aligned(2, name="car", family="parts")
+
+
 def test_bad_names_list_choices():
     with pytest.raises(ValueError, match="train, val, test"):
         embedded("valid")

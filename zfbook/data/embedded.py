@@ -400,15 +400,31 @@ def _write_cache(path: Path, blob: dict) -> None:
             tmp.unlink()
 
 
-def aligned(n: int = 5, seed: int = 0, name: str = "face", radius: int = 34) -> EmbeddedDataset:
-    """``n`` images of ``name`` in one identical pose (centred, upright) on different
-    backgrounds, colours and fills: the aligned images of the correspondence test (Table 1)."""
-    if name not in _HAS_PARTS:
-        raise ValueError(f"aligned images need a class with keypoints; choose from {sorted(_HAS_PARTS)}")
-    pose = _Pose(SIZE / 2, SIZE / 2, float(radius), 0)
-    out = [render(name, np.random.default_rng([seed, 9, _SPLIT_ID["aligned"], i]), pose) for i in range(n)]
+def aligned(n: int = 5, seed: int = 0, name: str = "face", radius: int = 34, *, family: str = "main",
+            jitter: int = 0) -> EmbeddedDataset:
+    """``n`` images of ``name`` in one pose (upright, unmirrored, of one size) on different
+    backgrounds, colours and fills: the aligned images of the correspondence test (Table 1).
+    ``jitter``: each centre moves by up to that many pixels each way (0: every image centred,
+    so a part sits at the same pixels in all of them; the paper's dogs are frontal but not
+    pixel-aligned, and only then does masking a part differ from masking a place).
+    ``family="parts"``: the parts world's face classes."""
+    _check("family", family, ("main", "parts"))
+    faces = sorted(_HAS_PARTS) if family == "main" else list(_world.FACE_CLASSES)
+    if name not in faces:
+        raise ValueError(f"aligned images need a class with keypoints; choose from {faces}")
+    if not isinstance(jitter, int) or not 0 <= jitter <= SIZE // 4:
+        raise ValueError(f"jitter is a whole number of pixels from 0 to {SIZE // 4}, got {jitter!r}")
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, 9, _SPLIT_ID["aligned"], i] + ([_FAMILY_ID[family]] if family != "main" else []))
+        dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0))
+        if family == "main":
+            out.append(render(name, rng, _Pose(SIZE / 2 + dx, SIZE / 2 + dy, float(radius), 0)))
+        else:
+            out.append(_world.render(name, rng, _world.Pose(SIZE / 2 + int(dx), SIZE / 2 + int(dy), float(radius))))
     images = torch.from_numpy(np.stack([o[0] for o in out])).permute(0, 3, 1, 2).contiguous()
     masks = torch.from_numpy(np.stack([o[1] for o in out]))
     kps = torch.from_numpy(np.stack([o[2] for o in out]).astype(np.float32))
-    labels = torch.full((n,), CLASSES.index(name), dtype=torch.long)
-    return EmbeddedDataset(images, labels, masks, kps, CLASSES, "main", "aligned", seed)
+    classes = FAMILIES[family]
+    labels = torch.full((n,), classes.index(name), dtype=torch.long)
+    return EmbeddedDataset(images, labels, masks, kps, classes, family, "aligned", seed)
