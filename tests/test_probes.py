@@ -62,3 +62,56 @@ def test_a_solver_that_runs_out_of_iterations_says_so(monkeypatch):
     monkeypatch.setattr(P, "LogisticRegression", lambda **kw: real(**{**kw, "max_iter": 1}))
     xtr, ytr = _blobs(10)
     assert not probe("softmax", xtr, ytr, xtr, ytr).converged
+
+
+# ---------------------------------------------------------------- C by cross-validation
+def _noisy(n_per_class, seed, dim=60, classes=3):
+    """Few images, many dimensions of noise around centres shared by every seed: how strongly
+    the classifier is regularised (C) changes what it gets right."""
+    centres = np.random.default_rng(99).normal(0, 1, (classes, dim))
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    return (centres[y] + rng.normal(0, 2.5, (len(y), dim))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("name", ["softmax", "linear-svc"])
+def test_probe_cv_chooses_c_as_an_independent_grid_search(name):
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+    from zfbook.probes import CS, probe_cv
+    xtr, ytr = _noisy(8, 0)
+    xte, yte = _noisy(20, 1)
+    res = probe_cv(name, xtr, ytr, xte, yte, seed=3)
+    head = (LogisticRegression(max_iter=2000) if name == "softmax" else LinearSVC(max_iter=10000, random_state=3))
+    step = type(head).__name__.lower()
+    ref = GridSearchCV(make_pipeline(StandardScaler(), head), {f"{step}__C": list(CS)},
+                       cv=StratifiedKFold(5, shuffle=True, random_state=3), scoring="balanced_accuracy").fit(xtr, ytr)
+    assert res.folds == 5 and res.C == ref.best_params_[f"{step}__C"]
+    np.testing.assert_allclose([res.cv_top1[c] for c in CS], 100 * ref.cv_results_["mean_test_score"], atol=1e-9)
+    np.testing.assert_array_equal(res.predictions, ref.predict(xte))
+    assert len(set(res.cv_top1.values())) > 1           # the choice mattered: C changes the held-out score
+
+
+def test_probe_cv_keeps_the_views_of_an_image_in_one_fold():
+    """Ten identical copies of images with random labels: folds over rows let a copy of each
+    held-out image be learned (near 100%), folds over images leave only chance."""
+    from zfbook.probes import probe_cv
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 50)).astype(np.float32)
+    y = np.repeat(np.arange(3), 10)
+    xs, ys, groups = np.repeat(x, 10, 0), np.repeat(y, 10), np.repeat(np.arange(30), 10)
+    rows = probe_cv("softmax", xs, ys, x, y, Cs=(1.0,))
+    images = probe_cv("softmax", xs, ys, x, y, groups=groups, held_out=np.tile(np.arange(10) == 4, 30), Cs=(1.0,))
+    assert rows.cv_top1[1.0] > 95 and images.cv_top1[1.0] < 60 and images.folds == 5
+
+
+def test_probe_cv_at_one_image_per_class_keeps_c_1():
+    from zfbook.probes import cv_folds, probe_cv
+    xtr, ytr = _blobs(1, spread=2.0)
+    xte, yte = _blobs(10, seed=1, spread=2.0)
+    res = probe_cv("softmax", xtr, ytr, xte, yte)
+    assert (res.folds, res.C, res.cv_top1) == (0, 1.0, None)
+    np.testing.assert_array_equal(res.predictions, probe("softmax", xtr, ytr, xte, yte).predictions)
+    assert cv_folds(np.repeat(np.arange(3), 3)) == 3 and cv_folds(np.repeat(np.arange(3), 60)) == 5
+    assert cv_folds(np.repeat(np.arange(3), 20), groups=np.repeat(np.arange(6), 10)) == 2

@@ -42,6 +42,7 @@ for bit.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -51,27 +52,42 @@ import torch
 from tqdm.auto import tqdm
 
 from ..probes import mean_per_class_accuracy, probe
-from .arms import FINETUNE, SCRATCH, finetune_arm, frozen_arm, predict, run_seed, scratch_arm, scratch_schedule
+from .arms import (FINETUNE, FROZEN, FROZEN_CV, SCRATCH, finetune_arm, frozen_arm, frozen_cv_arm, predict, run_seed,
+                   scratch_arm, scratch_schedule)
+from .baseline import RECIPES as BASELINE_RECIPES, baseline_arm, baseline_features
+from .choose import GRIDS, candidates, select
+from .intervals import Interval, bootstrap, difference
 from .records import PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE7, Records, _jsonable, load_records, summarize
-from .sets import (ARMS, DATASETS, GRID, LAYERS, POOLINGS, SHOTS, TransferSet, _check, cached_features,
-                   feature_cache_path, features, parse_list, resolve_checkpoint, transfer_set)
+from .sets import (ARMS, BASELINES, DATASETS, GRID, LAYERS, POOLINGS, SHOTS, VIEWS, TransferSet, _check,
+                   cached_features, chance, feature_cache_path, features, parse_list, resolve_checkpoint,
+                   transfer_set)
 
 __all__ = [
-    "LAYERS", "ARMS", "SHOTS", "POOLINGS", "GRID", "DATASETS", "SCRATCH", "FINETUNE",
-    "features", "cached_features", "feature_cache_path", "resolve_checkpoint",
-    "TransferSet", "transfer_set", "frozen_arm", "scratch_arm", "scratch_schedule", "finetune_arm", "run_seed",
+    "LAYERS", "ARMS", "BASELINES", "SHOTS", "POOLINGS", "VIEWS", "GRID", "DATASETS", "FROZEN", "FROZEN_CV",
+    "SCRATCH", "FINETUNE", "BASELINE_RECIPES", "GRIDS",
+    "features", "cached_features", "feature_cache_path", "resolve_checkpoint", "chance",
+    "TransferSet", "transfer_set", "frozen_arm", "frozen_cv_arm", "scratch_arm", "scratch_schedule", "finetune_arm",
+    "baseline_arm", "baseline_features", "run_seed", "candidates", "select",
     "Records", "run_transfer", "run_probes", "predict", "parse_list", "summarize", "load_records",
+    "Interval", "bootstrap", "difference",
     "PAPER_TABLE4", "PAPER_TABLE5", "PAPER_TABLE7",
 ]
 
 
 _SAME = ("dataset", "checkpoint_sha256", "seed", "recipe")
+#: the arms fitted in this process on features (cheap: every draw); the others train networks
+_CHEAP = ("frozen",) + BASELINES
+
+
+def _indices(tset: TransferSet, k: int, d: int, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, scored)`` indices: the draw's training shots and its test (or validation) images."""
+    return tset.split(k, d, seed) if split == "test" else tset.validation_split(k, d, seed)
 
 
 def _train_arm(tset: TransferSet, model, arm: str, k: int, d: int, seed: int, recipe: dict,
-               device) -> tuple[np.ndarray, dict]:
+               device, split: str = "test") -> tuple[np.ndarray, dict]:
     """One scratch or finetune record's predictions and extra fields."""
-    tr, te = tset.split(k, d, seed)
+    tr, te = _indices(tset, k, d, seed, split)
     ytr = tset.labels[tr]
     s = run_seed(seed, d, k)
     if arm == "scratch":
@@ -91,92 +107,224 @@ def _worker_init(tset, model) -> None:
 
 
 def _worker_run(task) -> tuple:
-    arm, k, d, seed, recipe, device = task
+    (arm, k, d, *_), seed, recipe, device, split = task
     t0 = time.perf_counter()
-    pred, extra = _train_arm(_WORKER["tset"], _WORKER["model"], arm, k, d, seed, recipe, device)
+    pred, extra = _train_arm(_WORKER["tset"], _WORKER["model"], arm, k, d, seed, recipe, device, split)
     return pred, extra, time.perf_counter() - t0, torch.get_num_threads()
 
 
-def _cost(arm: str, k: int, n_classes: int, recipes: dict) -> float:
+def _cost(arm: str, k: int, n_classes: int, recipe: dict) -> float:
     """Images a training run passes through (to start the longest first)."""
-    r = recipes[arm]
-    epochs = scratch_schedule(r, k * n_classes)[0] if arm == "scratch" else r["epochs"]
-    return epochs * r["epoch_images"]
+    epochs = scratch_schedule(recipe, k * n_classes)[0] if arm == "scratch" else recipe["epochs"]
+    return epochs * recipe["epoch_images"]
+
+
+class _Cheap:
+    """The frozen arm and the baselines: features computed once (per layer, view or
+    baseline recipe), then one linear fit per record."""
+
+    def __init__(self, tset: TransferSet, model, sha: str, progress: bool, device):
+        self.tset, self.model, self.sha, self.progress, self.device = tset, model, sha, progress, device
+        self.labels = tset.labels.numpy()
+        self._centre: dict = {}
+        self._views: dict = {}
+        self._baseline: dict = {}
+
+    def centre(self, layer: str) -> np.ndarray:
+        if layer not in self._centre:
+            self._centre[layer] = self.tset.features(self.model, self.sha, [layer], progress=self.progress,
+                                                     device=self.device)[layer].numpy()
+        return self._centre[layer]
+
+    def run(self, arm: str, k: int, d: int, seed: int, recipe: dict, split: str) -> tuple[np.ndarray, dict, float]:
+        """``(predictions, extra fields, seconds of the fit and predict)``."""
+        tr, te = _indices(self.tset, k, d, seed, split)
+        y = self.labels
+        if arm in BASELINES:
+            key = json.dumps({f: v for f, v in recipe.items() if f not in ("classifier", "Cs", "folds")},
+                             sort_keys=True)
+            if key not in self._baseline:
+                self._baseline[key] = baseline_features(self.tset.images(np.arange(len(self.tset))), recipe,
+                                                        self.model.preprocess.crop)
+            x = self._baseline[key]
+            return self._extra(baseline_arm(x[tr], y[tr], x[te], y[te], recipe, seed))
+        layer, view = recipe.get("layer", "fc7"), recipe.get("view", "center")
+        x = self.centre(layer)
+        if view == "center" and "Cs" not in recipe and "C" not in recipe:
+            # the paper's frozen arm, and the shipped records: frozen_arm on the centre crop
+            t0 = time.perf_counter()
+            res = frozen_arm(x[tr], y[tr], x[te], y[te], seed)
+            return res.predictions, {"converged": res.converged}, time.perf_counter() - t0
+        groups = held_out = None
+        train_x, train_y = x[tr], y[tr]
+        if view == "ten-crop":
+            if (layer, "ten-crop") not in self._views:
+                self._views[layer, "ten-crop"] = self.tset.pool_views(self.model, self.sha, layer,
+                                                                      progress=self.progress,
+                                                                      device=self.device).numpy()
+            v = self._views[layer, "ten-crop"][tr]                      # (n, 10, D)
+            train_x, train_y = v.reshape(-1, v.shape[-1]), np.repeat(y[tr], 10)
+            groups = np.repeat(tr, 10)
+            held_out = np.tile(np.arange(10) == 4, len(tr))              # the centre crop of each image
+        elif view != "center":
+            _check("view", view, VIEWS)
+        return self._extra(frozen_cv_arm(train_x, train_y, x[te], y[te], seed, recipe=recipe, groups=groups,
+                                         held_out=held_out))
+
+    @staticmethod
+    def _extra(res) -> tuple[np.ndarray, dict, float]:
+        extra = {"converged": res.converged}
+        if hasattr(res, "folds"):
+            extra.update(C=res.C, cv_folds=res.folds,
+                         cv_top1=None if res.cv_top1 is None else [res.cv_top1[c] for c in sorted(res.cv_top1)])
+        return res.predictions, extra, res.seconds
+
+
+def _run_plan(tset: TransferSet, model, sha: str, todo: list, recipe_of: Callable, seed: int, split: str,
+              add: Callable, *, device, progress: bool, jobs: int, desc: str) -> None:
+    """Run the records ``todo`` ((arm, shots, draw[, candidate])) on ``split`` ("test" or
+    "val"): the cheap arms here, the trained ones in ``jobs`` processes, the longest first;
+    ``add(task, predictions, extra, seconds, threads)`` for each as it ends."""
+    from ..parallel import run_parallel
+    cheap = [t for t in todo if t[0] in _CHEAP]
+    trained = [t for t in todo if t[0] not in _CHEAP]
+    if cheap:
+        fits = _Cheap(tset, model, sha, progress, device)
+        for t in cheap:
+            pred, extra, seconds = fits.run(t[0], t[1], t[2], seed, recipe_of(t), split)
+            add(t, pred, extra, seconds, torch.get_num_threads())
+    bar = tqdm(total=len(trained), desc=desc, disable=not progress)
+    if jobs == 1:
+        for t in trained:
+            bar.set_postfix_str(f"{t[0]} {t[1]} shots, draw {t[2]}")
+            t0 = time.perf_counter()
+            pred, extra = _train_arm(tset, model, t[0], t[1], t[2], seed, recipe_of(t), device, split)
+            add(t, pred, extra, time.perf_counter() - t0, torch.get_num_threads())
+            bar.update()
+    else:
+        order = sorted(trained, key=lambda t: -_cost(t[0], t[1], len(tset.classes), recipe_of(t)))
+        tasks = [(t, seed, recipe_of(t), str(device), split) for t in order]
+        for task, (pred, extra, seconds, threads) in run_parallel(
+                _worker_run, tasks, jobs, initializer=_worker_init, initargs=(tset, model)):
+            add(task[0], pred, extra, seconds, threads)
+            bar.update()
+    bar.close()
+
+
+def _choose(tset: TransferSet, model, sha: str, *, arms, shots, draws: int, seed: int, out, force: bool,
+            recipes: dict, grids: dict | None, base: dict, device, progress: bool, log, jobs: int) -> dict:
+    """Validation records (``out/validation.json``) of every candidate recipe, then the chosen
+    one of each (arm, shots): ``{(arm, shots): select(...)}`` (:mod:`zfbook.transfer.choose`)."""
+    grids = GRIDS if grids is None else grids
+    cands = {a: candidates(a, recipes[a], grids) for a in arms}
+    records = Records(Path(out) / "validation.json", ("arm", "shots", "draw", "candidate"), _SAME, force)
+    plan = [(a, k, d, i) for a in arms for i in range(len(cands[a])) for d in range(draws) for k in shots]
+    todo = [(a, k, d, i) for a, k, d, i in plan
+            if not records.done({**base, "arm": a, "shots": k, "draw": d, "candidate": i,
+                                 "recipe": _jsonable(cands[a][i])})]
+    if log and len(todo) < len(plan):
+        log(f"{len(plan) - len(todo)} of {len(plan)} validation records already in {records.path}; "
+            f"running the other {len(todo)}")
+
+    def add(t, pred, extra, seconds, threads):
+        arm, k, d, i = t
+        tr, va = tset.validation_split(k, d, seed)
+        rec = {"arm": arm, "shots": k, "draw": d, "candidate": i, "setting": grids[arm][i], "split": "val",
+               "top1": mean_per_class_accuracy(tset.labels[va].numpy(), pred), "seconds": round(seconds, 3),
+               "n_train": len(tr), "n_val": len(va), **extra, **base, "threads": threads,
+               "recipe": _jsonable(cands[arm][i]), "predictions": pred.tolist()}
+        records.add(rec)
+        if log and not progress:
+            log(f"validation {arm:9s} {k:3d} shots  draw {d}  candidate {i}  top-1 {rec['top1']:6.2f}%")
+
+    _run_plan(tset, model, sha, todo, lambda t: cands[t[0]][t[3]], seed, "val", add, device=device,
+              progress=progress, jobs=jobs, desc="validation")
+    order = {t: n for n, t in enumerate(plan)}
+    records.sort(key=lambda r: order.get((r["arm"], r["shots"], r["draw"], r["candidate"]), -1))
+    return {(a, k): select(records.records, a, k, grids[a], [_jsonable(c) for c in cands[a]])
+            for a in arms for k in shots}
 
 
 def run_transfer(tset: TransferSet, model, sha: str, *, arms=ARMS, shots=SHOTS, draws: int = 5,
                  train_draws: int | None = None, seed: int = 0, out, force: bool = False,
                  recipes: dict | None = None, command: str = "", checkpoint: str = "",
                  device="cpu", progress: bool = True, log: Callable | None = print,
-                 jobs: int = 1) -> list[dict]:
-    """The three arms over ``shots`` × draws; appends to ``out/results.json`` and skips the
+                 jobs: int = 1, choose: bool = False, choose_draws: int = 1,
+                 grids: dict | None = None) -> list[dict]:
+    """The arms over ``shots`` × draws; appends to ``out/results.json`` and skips the
     records it already has. ``train_draws``: draws for scratch and finetune (default: all).
     ``jobs`` > 1: the scratch and finetune runs in that many processes, the longest first
-    (:func:`zfbook.parallel.run_parallel`); each record names its ``threads``."""
-    from ..parallel import check_jobs, run_parallel
+    (:func:`zfbook.parallel.run_parallel`); each record names its ``threads``. ``arms`` may
+    include the hand-crafted :data:`BASELINES` (every draw, like the frozen arm).
+
+    ``choose``: first choose each arm's recipe at each number of shots from its grid
+    (``grids``, default :data:`GRIDS`, over the base ``recipes``) by the mean accuracy on the
+    validation split over draws ``0 … choose_draws − 1`` (``out/validation.json``,
+    :mod:`zfbook.transfer.choose`), then run the test records with the chosen recipes; each
+    carries ``chosen``: the candidate, its setting and every candidate's validation score."""
+    from ..parallel import check_jobs
     for a in arms:
-        _check("arm", a, ARMS)
+        _check("arm", a, ARMS + BASELINES)
     tset.check_shots(shots)
     check_jobs(jobs)
+    if choose and tset.val is None:
+        tset.validation_split(1, 0)   # the refusal, naming the datasets with a validation split
+    if choose and choose_draws < 1:
+        raise ValueError(f"choose_draws must be at least 1, got {choose_draws}")
     train_draws = draws if train_draws is None else min(train_draws, draws)
-    recipes = {"frozen": {"classifier": "softmax", "layer": "fc7"}, "scratch": SCRATCH,
-               "finetune": FINETUNE, **(recipes or {})}
+    recipes = {"frozen": FROZEN, "scratch": SCRATCH, "finetune": FINETUNE, **BASELINE_RECIPES, **(recipes or {})}
     records = Records(Path(out) / "results.json", ("arm", "shots", "draw"), _SAME, force)
     base = {"dataset": tset.name, "checkpoint": checkpoint, "checkpoint_sha256": sha, "seed": seed,
             "command": command}
-    plan = [(a, k, d) for a in arms for d in range(draws if a == "frozen" else train_draws) for k in shots]
+    chosen = {}
+    if choose:
+        chosen = _choose(tset, model, sha, arms=arms, shots=shots, draws=choose_draws, seed=seed, out=out,
+                         force=force, recipes=recipes, grids=grids, base=base, device=device, progress=progress,
+                         log=log, jobs=jobs)
+
+    def recipe_of(t) -> dict:
+        return chosen[t[0], t[1]]["recipe"] if chosen else recipes[t[0]]
+
+    plan = [(a, k, d) for a in arms for d in range(draws if a in _CHEAP else train_draws) for k in shots]
     todo = [(a, k, d) for a, k, d in plan
-            if not records.done({**base, "arm": a, "shots": k, "draw": d, "recipe": _jsonable(recipes[a])})]
+            if not records.done({**base, "arm": a, "shots": k, "draw": d, "recipe": _jsonable(recipe_of((a, k)))})]
     if log and len(todo) < len(plan):
         log(f"{len(plan) - len(todo)} of {len(plan)} records already in {records.path}; running the other {len(todo)}")
     labels = tset.labels
 
-    def add(arm, k, d, pred, extra, seconds, threads):
+    def add(t, pred, extra, seconds, threads):
+        arm, k, d = t
         tr, te = tset.split(k, d, seed)
         rec = {"arm": arm, "shots": k, "draw": d,
                "top1": mean_per_class_accuracy(labels[te].numpy(), pred), "seconds": round(seconds, 3),
                "n_train": len(tr), "n_test": len(te), **extra, **base,
-               "threads": threads, "recipe": _jsonable(recipes[arm]), "predictions": pred.tolist()}
+               "threads": threads, "recipe": _jsonable(recipe_of(t))}
+        if chosen:
+            rec["chosen"] = _jsonable(chosen[arm, k]["chosen"])
+        rec["predictions"] = pred.tolist()
         records.add(rec)
         if log and not progress:
             log(f"{arm:9s} {k:3d} shots  draw {d}  top-1 {rec['top1']:6.2f}%  {rec['seconds']:7.1f} s")
 
-    frozen = [t for t in todo if t[0] == "frozen"]
-    trained = [t for t in todo if t[0] != "frozen"]
-    if frozen:
-        feats = tset.features(model, sha, ["fc7"], progress=progress, device=device)["fc7"].numpy()
-        for arm, k, d in frozen:
-            tr, te = tset.split(k, d, seed)
-            t0 = time.perf_counter()
-            res = frozen_arm(feats[tr], labels[tr].numpy(), feats[te], labels[te].numpy(), seed)
-            add(arm, k, d, res.predictions, {"converged": res.converged}, time.perf_counter() - t0,
-                torch.get_num_threads())
-    bar = tqdm(total=len(trained), desc="transfer", disable=not progress)
-    if jobs == 1:
-        for arm, k, d in trained:
-            bar.set_postfix_str(f"{arm} {k} shots, draw {d}")
-            t0 = time.perf_counter()
-            pred, extra = _train_arm(tset, model, arm, k, d, seed, recipes[arm], device)
-            add(arm, k, d, pred, extra, time.perf_counter() - t0, torch.get_num_threads())
-            bar.update()
-    else:
-        tasks = sorted(((a, k, d, seed, recipes[a], str(device)) for a, k, d in trained),
-                       key=lambda t: -_cost(t[0], t[1], len(tset.classes), recipes))
-        for (arm, k, d, *_), (pred, extra, seconds, threads) in run_parallel(
-                _worker_run, tasks, jobs, initializer=_worker_init, initargs=(tset, model)):
-            add(arm, k, d, pred, extra, seconds, threads)
-            bar.update()
+    _run_plan(tset, model, sha, todo, recipe_of, seed, "test", add, device=device, progress=progress, jobs=jobs,
+              desc="transfer")
+    if jobs > 1:
         order = {t: i for i, t in enumerate(plan)}  # the file in the plan's order, as one process writes it
         records.sort(key=lambda r: order.get((r["arm"], r["shots"], r["draw"]), -1))
-    bar.close()
     return records.records
 
 
 def run_probes(tset: TransferSet, model, sha: str, *, layers=LAYERS, classifiers=("svm", "softmax"),
                shots=(60,), draws: int = 5, seed: int = 0, pooling: str = "max", out, force: bool = False,
                command: str = "", checkpoint: str = "", device="cpu", progress: bool = True,
-               log: Callable | None = print) -> list[dict]:
-    """Table 7: each classifier on each layer's frozen features, over ``shots`` × draws."""
+               log: Callable | None = print, several: bool = False, predictions: bool = False) -> list[dict]:
+    """Table 7: each classifier on each layer's frozen features, over ``shots`` × draws.
+
+    ``several``: this checkpoint is one of several whose records share ``out/results.json``
+    (the layer-wise probes on several pretrained seeds): the checkpoint's sha256 joins the
+    fields that identify a record, and the file may hold several checkpoints (of one dataset
+    and seed). ``predictions``: keep each record's test predictions (for
+    :func:`zfbook.transfer.bootstrap`)."""
     from ..probes import CLASSIFIERS
     for layer in layers:
         _check("layer", layer, LAYERS)
@@ -184,8 +332,9 @@ def run_probes(tset: TransferSet, model, sha: str, *, layers=LAYERS, classifiers
         _check("classifier", c, CLASSIFIERS)
     _check("pooling", pooling, POOLINGS)
     tset.check_shots(shots)
-    records = Records(Path(out) / "results.json", ("layer", "classifier", "shots", "draw", "pooling"),
-                      ("dataset", "checkpoint_sha256", "seed"), force)
+    key = ("layer", "classifier", "shots", "draw", "pooling")
+    records = Records(Path(out) / "results.json", (("checkpoint_sha256",) + key) if several else key,
+                      ("dataset", "seed") if several else ("dataset", "checkpoint_sha256", "seed"), force)
     base = {"dataset": tset.name, "checkpoint": checkpoint, "checkpoint_sha256": sha, "seed": seed,
             "command": command}
     plan = [(l, c, k, d) for l in layers for c in classifiers for k in shots for d in range(draws)]
@@ -200,7 +349,10 @@ def run_probes(tset: TransferSet, model, sha: str, *, layers=LAYERS, classifiers
         tr, te = tset.split(k, d, seed)
         x = feats[layer].numpy()
         res = probe(c, x[tr], labels[tr], x[te], labels[te], seed)
-        records.add({"layer": layer, "classifier": c, "shots": k, "draw": d, "pooling": pooling,
-                     "top1": res.top1, "seconds": round(res.seconds, 3), "converged": res.converged,
-                     "n_train": len(tr), "n_test": len(te), "features": int(x.shape[1]), **base})
+        rec = {"layer": layer, "classifier": c, "shots": k, "draw": d, "pooling": pooling,
+               "top1": res.top1, "seconds": round(res.seconds, 3), "converged": res.converged,
+               "n_train": len(tr), "n_test": len(te), "features": int(x.shape[1]), **base}
+        if predictions:
+            rec["predictions"] = res.predictions.tolist()
+        records.add(rec)
     return records.records

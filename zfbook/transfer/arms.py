@@ -1,4 +1,4 @@
-"""The three arms (frozen, scratch, finetune), their recipes (:data:`SCRATCH`,
+"""The three arms (frozen, scratch, finetune), their recipes (:data:`FROZEN`, :data:`SCRATCH`,
 :data:`FINETUNE`) and the seed of each training run."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import models
-from ..probes import probe
+from ..probes import CS, MAX_FOLDS, probe, probe_cv
 
 #: The scratch arm's recipe for a few images (trainer ``Config`` fields, plus ``epoch_images``):
 #: the training images are repeated until an epoch holds at least ``epoch_images`` of them
@@ -32,6 +32,13 @@ from ..probes import probe
 #: chance; at 0.005 it fits its 10 images.
 SCRATCH = {"passes": 100, "min_epochs": 4, "anneal_at": 0.75, "batch_size": 16, "lr": 0.005,
            "epoch_images": 600}
+#: The frozen arm as the paper sets it up: a softmax on the centre crop's fc7 features, C = 1.
+FROZEN = {"classifier": "softmax", "layer": "fc7"}
+#: The frozen arm when its recipe is chosen on validation (:mod:`zfbook.transfer.choose`):
+#: C by cross-validation on the training shots (:func:`zfbook.probes.probe_cv`), and a
+#: ``view``: the centre crop, or each training image's 10 crops (augmented features, as
+#: Razavian et al. 2014 augment theirs); test images are always read on the centre crop.
+FROZEN_CV = {**FROZEN, "view": "center", "Cs": list(CS), "folds": MAX_FOLDS}
 #: The finetune arm: all layers from the pretrained weights at ``lr`` (the new fc8 at
 #: ``head_lr``), the same epochs, batch, augmentation and schedule as :data:`SCRATCH`.
 FINETUNE = {"epochs": 10, "batch_size": 16, "lr": 0.001, "head_lr": 0.01, "anneal": (8,),
@@ -77,6 +84,18 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 200, devic
 def frozen_arm(train_features, train_labels, test_features, test_labels, seed: int = 0):
     """Layers 1–7 frozen, a new softmax on top: :func:`zfbook.probes.probe` ``softmax`` on fc7."""
     return probe("softmax", train_features, train_labels, test_features, test_labels, seed)
+
+
+def frozen_cv_arm(train_features, train_labels, test_features, test_labels, seed: int = 0, *,
+                  recipe: dict = FROZEN_CV, groups=None, held_out=None):
+    """The frozen arm of a recipe with ``Cs`` (C by cross-validation, folds over images:
+    ``groups``, ``held_out`` as :func:`zfbook.probes.probe_cv`) or a fixed ``C`` (default 1):
+    a :class:`zfbook.probes.CVProbeResult` or :class:`zfbook.probes.ProbeResult`."""
+    name = recipe.get("classifier", "softmax")
+    if "Cs" in recipe:
+        return probe_cv(name, train_features, train_labels, test_features, test_labels, seed, groups=groups,
+                        held_out=held_out, Cs=recipe["Cs"], max_folds=recipe.get("folds", MAX_FOLDS))
+    return probe(name, train_features, train_labels, test_features, test_labels, seed, C=recipe.get("C", 1.0))
 
 
 def scratch_schedule(recipe: dict, n_train: int) -> tuple[int, tuple[int, ...]]:

@@ -54,7 +54,7 @@ class Records:
 
     def done(self, want: dict) -> bool:
         """Whether a record matching ``want`` (its key and ``same`` fields) exists."""
-        for rec in self.records:
+        for rec in self.records:   # every record first: a file of several checkpoints is not one checkpoint's
             other = [k for k in self.IDENTITY if k in self.same and rec.get(k) != want.get(k)]
             if other:
                 names = {"dataset": f"dataset ({rec.get('dataset')})", "seed": f"seed ({rec.get('seed')})",
@@ -62,6 +62,7 @@ class Records:
                                               f"{str(rec.get('checkpoint_sha256'))[:12]}…)"}
                 raise ValueError(f"{self.path} holds records of another {', '.join(names[k] for k in other)}; "
                                  "use another --out, or --force to start the file over")
+        for rec in self.records:
             if self._k(rec) != self._k(want):
                 continue
             diff = [k for k in self.same if rec.get(k) != want.get(k)]
