@@ -297,3 +297,46 @@ def test_probe_takes_several_checkpoints_into_one_file(tmp_path, capsys, monkeyp
     before = (out / "results.json").read_text()
     rc, _, err = _cli(capsys, *common, "--checkpoint", "zfnet-mini", data_dir() / "zfnet-mini.pt", "--force")
     assert rc == 2 and "names one checkpoint twice" in err and (out / "results.json").read_text() == before
+
+
+def test_draws_with_the_same_training_images_share_one_fit(parts, model, tmp_path, monkeypatch):
+    """At the most shots a class has (3 here, 60 in the transfer families) every draw takes all
+    of each class's images: one deterministic fit serves them all; at fewer shots each draw
+    is fitted."""
+    m, sha, _ = model
+    real, calls = T.frozen_arm, []
+    monkeypatch.setattr(T, "frozen_arm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    recs = T.run_transfer(parts, m, sha, arms=("frozen",), shots=(1, 3), draws=3, out=tmp_path / "o", progress=False,
+                          log=None)
+    assert len(calls) == 3 + 1 and len(recs) == 6
+    most = [r for r in recs if r["shots"] == 3]
+    assert all(r["predictions"] == most[0]["predictions"] and r["seconds"] == most[0]["seconds"] for r in most)
+    assert len({json.dumps(r["predictions"]) for r in recs if r["shots"] == 1}) == 3
+
+
+def test_ctrl_c_while_choosing_says_what_was_written(parts, tmp_path, capsys, monkeypatch):
+    real, calls = T.frozen_cv_arm, []
+
+    def then_ctrl_c(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(T, "frozen_cv_arm", then_ctrl_c)
+    out = tmp_path / "o"
+    argv = ["transfer", "--checkpoint", "zfnet-mini", "--dataset", "parts-transfer", "--arms", "frozen", "--shots", "2",
+            "--draws", "2", "--choose-recipes", "--out", out, "--no-progress"]
+    # the two candidates' validation fits; the test record of draw 0 reads the chosen one's fit
+    # again (the same training images and recipe); draw 1's fit is interrupted
+    rc, _, err = _cli(capsys, *argv)
+    assert rc == 130 and err.strip() == (f"interrupted; 1 new record written to {out / 'results.json'} (it holds 1) "
+                                         f"and 2 validation records written to {out / 'validation.json'}; "
+                                         "the same command continues with the rest")
+    calls.clear()
+    rc, text, err = _cli(capsys, *argv)      # started again: only draw 1's fit is left
+    assert rc == 0, err
+    assert "2 of 2 validation records already" in text and "1 of 2 records already" in text and len(calls) == 1
+    val = json.loads((out / "validation.json").read_text())
+    first = json.loads((out / "results.json").read_text())[0]
+    chosen = next(v for v in val if v["candidate"] == first["chosen"]["candidate"])
+    assert (first["C"], first["cv_top1"], first["seconds"]) == (chosen["C"], chosen["cv_top1"], chosen["seconds"])

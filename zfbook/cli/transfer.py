@@ -167,8 +167,9 @@ def interrupted(args, e) -> str:
     new = now - args.before
     val = getattr(args, "validation", None)
     val_new = len(_records_in(val) - args.before_validation) if val is not None else 0
-    also = (f" and {val_new} validation record{'s' if val_new != 1 else ''} to {val}") if val_new else ""
-    if not new and not also:
+    wrote = [f"{len(new)} new record{'s' if len(new) != 1 else ''} written to {path} (it holds {len(now)})"] if new else []
+    if val_new:
+        wrote.append(f"{val_new} validation record{'s' if val_new != 1 else ''} written to {val}")
+    if not wrote:
         return f"interrupted; nothing was written ({path} is as it was)"
-    return (f"interrupted; {len(new)} new record{'s' if len(new) != 1 else ''} written to {path} (it holds "
-            f"{len(now)}){also}; the same command continues with the rest")
+    return f"interrupted; {' and '.join(wrote)}; the same command continues with the rest"

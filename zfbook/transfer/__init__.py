@@ -10,6 +10,18 @@ Three **arms**, run on the *same* seeded draws of training images:
 * ``finetune`` — every layer trained from the pretrained weights at a small learning rate
   with a new fc8 (:data:`FINETUNE`; what practitioners do today, beyond the paper).
 
+Beside them, when named, two hand-crafted **baselines** with no network (:data:`BASELINES`,
+:mod:`zfbook.transfer.baseline`): HOG or raw pixels of the centre crop with a linear SVM,
+what Fig. 9 sets the network against (there Bo et al. 2013, the best method of its day).
+
+**Recipes chosen on validation** (``choose=True``, :mod:`zfbook.transfer.choose`): every
+arm's recipe at each number of shots is picked from a small stated grid (:data:`GRIDS`) by
+its accuracy on the dataset's validation split (``parts-transfer``: 20 images per class),
+never on the test split; the frozen arm then reads augmented features if that wins (the
+training shots' 10 crops) and chooses its C by cross-validation on the training shots
+(:func:`zfbook.probes.probe_cv`; C = 1 at 1 shot, where nothing can be held out). Each test
+record says what was chosen and every candidate's validation score (``chosen``).
+
 **Features** (:func:`features`): the rectified output of each requested layer, for a whole
 split in one batched pass (centre crop, the checkpoint's own preprocessing), stopping at
 the last layer asked for. Conv maps are flattened, as the paper's linear classifiers take
@@ -38,7 +50,12 @@ per-class accuracy in percent.
 written atomically after each one; a run started again skips the records it already has
 and refuses records of another checkpoint, dataset, seed or recipe unless told to start the
 file over (one file never mixes two models), and a ``results.json`` it did not write. Training on the CPU is deterministic, so a record re-run reproduces its number bit
-for bit.
+for bit. The layer-wise probes (:func:`run_probes`, Table 7) may put several checkpoints in
+one file (``several``: pretrained seeds), each record keyed by its checkpoint's sha256.
+
+**Intervals and chance** (:mod:`zfbook.transfer.intervals`): :func:`bootstrap` gives each
+arm's mean over draws a percentile bootstrap interval over the test images, and
+:func:`difference` a paired one for two arms; :func:`chance` is 100 / the number of classes.
 """
 from __future__ import annotations
 
@@ -52,6 +69,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..probes import mean_per_class_accuracy, probe
+from ..probes import predict as probe_predict
 from .arms import (FINETUNE, FROZEN, FROZEN_CV, SCRATCH, finetune_arm, frozen_arm, frozen_cv_arm, predict, run_seed,
                    scratch_arm, scratch_schedule)
 from .baseline import RECIPES as BASELINE_RECIPES, baseline_arm, baseline_features
@@ -121,7 +139,10 @@ def _cost(arm: str, k: int, n_classes: int, recipe: dict) -> float:
 
 class _Cheap:
     """The frozen arm and the baselines: features computed once (per layer, view or
-    baseline recipe), then one linear fit per record."""
+    baseline recipe), then one linear fit per record. The fits are deterministic, so records
+    whose training images and recipe are the same (every draw at the most shots a class has;
+    the test run of draw 0 and the validation run of its chosen recipe) share one fit and
+    the seconds it took."""
 
     def __init__(self, tset: TransferSet, model, sha: str, progress: bool, device):
         self.tset, self.model, self.sha, self.progress, self.device = tset, model, sha, progress, device
@@ -129,6 +150,7 @@ class _Cheap:
         self._centre: dict = {}
         self._views: dict = {}
         self._baseline: dict = {}
+        self._fits: dict = {}
 
     def centre(self, layer: str) -> np.ndarray:
         if layer not in self._centre:
@@ -136,33 +158,51 @@ class _Cheap:
                                                      device=self.device)[layer].numpy()
         return self._centre[layer]
 
+    def inputs(self, arm: str, recipe: dict) -> np.ndarray:
+        """The features every image is read on: the baseline's, or the layer's centre crop."""
+        if arm not in BASELINES:
+            return self.centre(recipe.get("layer", "fc7"))
+        key = json.dumps({f: v for f, v in recipe.items() if f not in ("classifier", "Cs", "folds")}, sort_keys=True)
+        if key not in self._baseline:
+            self._baseline[key] = baseline_features(self.tset.images(np.arange(len(self.tset))), recipe,
+                                                    self.model.preprocess.crop)
+        return self._baseline[key]
+
     def run(self, arm: str, k: int, d: int, seed: int, recipe: dict, split: str) -> tuple[np.ndarray, dict, float]:
-        """``(predictions, extra fields, seconds of the fit and predict)``."""
+        """``(predictions, extra fields, seconds of the fit and predict)``. A fit made before on
+        the same training images (another draw, or the validation split's run of the chosen
+        recipe) is read again on these images."""
         tr, te = _indices(self.tset, k, d, seed, split)
+        x, y = self.inputs(arm, recipe), self.labels
+        key = (arm, json.dumps(recipe, sort_keys=True), seed, tr.tobytes())
+        if arm == "frozen" and recipe.get("view", "center") == "center" and "Cs" not in recipe and "C" not in recipe:
+            # the paper's frozen arm, and the shipped records: frozen_arm on the centre crop
+            key += (te.tobytes(),)
+            if key not in self._fits:
+                t0 = time.perf_counter()
+                res = frozen_arm(x[tr], y[tr], x[te], y[te], seed)
+                self._fits[key] = res.predictions, {"converged": res.converged}, time.perf_counter() - t0
+            pred, extra, seconds = self._fits[key]
+            return pred, dict(extra), seconds
+        if key not in self._fits:
+            self._fits[key] = self._fit(arm, tr, te, x, seed, recipe)
+        res, extra, seconds = self._fits[key]
+        return probe_predict(recipe.get("classifier", "softmax"), res.model, x[te]), dict(extra), seconds
+
+    def _fit(self, arm: str, tr: np.ndarray, te: np.ndarray, x: np.ndarray, seed: int, recipe: dict) -> tuple:
+        """``(result, extra fields, seconds)`` of the fit of a baseline or a frozen arm with C
+        chosen by cross-validation (or set), on the centre crop or the ten crops."""
         y = self.labels
         if arm in BASELINES:
-            key = json.dumps({f: v for f, v in recipe.items() if f not in ("classifier", "Cs", "folds")},
-                             sort_keys=True)
-            if key not in self._baseline:
-                self._baseline[key] = baseline_features(self.tset.images(np.arange(len(self.tset))), recipe,
-                                                        self.model.preprocess.crop)
-            x = self._baseline[key]
             return self._extra(baseline_arm(x[tr], y[tr], x[te], y[te], recipe, seed))
         layer, view = recipe.get("layer", "fc7"), recipe.get("view", "center")
-        x = self.centre(layer)
-        if view == "center" and "Cs" not in recipe and "C" not in recipe:
-            # the paper's frozen arm, and the shipped records: frozen_arm on the centre crop
-            t0 = time.perf_counter()
-            res = frozen_arm(x[tr], y[tr], x[te], y[te], seed)
-            return res.predictions, {"converged": res.converged}, time.perf_counter() - t0
         groups = held_out = None
         train_x, train_y = x[tr], y[tr]
         if view == "ten-crop":
-            if (layer, "ten-crop") not in self._views:
-                self._views[layer, "ten-crop"] = self.tset.pool_views(self.model, self.sha, layer,
-                                                                      progress=self.progress,
-                                                                      device=self.device).numpy()
-            v = self._views[layer, "ten-crop"][tr]                      # (n, 10, D)
+            if layer not in self._views:
+                self._views[layer] = self.tset.pool_views(self.model, self.sha, layer, progress=self.progress,
+                                                          device=self.device).numpy()
+            v = self._views[layer][tr]                                   # (n, 10, D)
             train_x, train_y = v.reshape(-1, v.shape[-1]), np.repeat(y[tr], 10)
             groups = np.repeat(tr, 10)
             held_out = np.tile(np.arange(10) == 4, len(tr))              # the centre crop of each image
@@ -172,24 +212,23 @@ class _Cheap:
                                          held_out=held_out))
 
     @staticmethod
-    def _extra(res) -> tuple[np.ndarray, dict, float]:
+    def _extra(res) -> tuple:
         extra = {"converged": res.converged}
         if hasattr(res, "folds"):
             extra.update(C=res.C, cv_folds=res.folds,
                          cv_top1=None if res.cv_top1 is None else [res.cv_top1[c] for c in sorted(res.cv_top1)])
-        return res.predictions, extra, res.seconds
+        return res, extra, res.seconds
 
 
 def _run_plan(tset: TransferSet, model, sha: str, todo: list, recipe_of: Callable, seed: int, split: str,
-              add: Callable, *, device, progress: bool, jobs: int, desc: str) -> None:
+              add: Callable, *, device, progress: bool, jobs: int, desc: str, fits: _Cheap) -> None:
     """Run the records ``todo`` ((arm, shots, draw[, candidate])) on ``split`` ("test" or
-    "val"): the cheap arms here, the trained ones in ``jobs`` processes, the longest first;
-    ``add(task, predictions, extra, seconds, threads)`` for each as it ends."""
+    "val"): the cheap arms here (with ``fits``), the trained ones in ``jobs`` processes, the
+    longest first; ``add(task, predictions, extra, seconds, threads)`` for each as it ends."""
     from ..parallel import run_parallel
     cheap = [t for t in todo if t[0] in _CHEAP]
     trained = [t for t in todo if t[0] not in _CHEAP]
     if cheap:
-        fits = _Cheap(tset, model, sha, progress, device)
         for t in cheap:
             pred, extra, seconds = fits.run(t[0], t[1], t[2], seed, recipe_of(t), split)
             add(t, pred, extra, seconds, torch.get_num_threads())
@@ -212,7 +251,8 @@ def _run_plan(tset: TransferSet, model, sha: str, todo: list, recipe_of: Callabl
 
 
 def _choose(tset: TransferSet, model, sha: str, *, arms, shots, draws: int, seed: int, out, force: bool,
-            recipes: dict, grids: dict | None, base: dict, device, progress: bool, log, jobs: int) -> dict:
+            recipes: dict, grids: dict | None, base: dict, device, progress: bool, log, jobs: int,
+            fits: _Cheap) -> dict:
     """Validation records (``out/validation.json``) of every candidate recipe, then the chosen
     one of each (arm, shots): ``{(arm, shots): select(...)}`` (:mod:`zfbook.transfer.choose`)."""
     grids = GRIDS if grids is None else grids
@@ -238,7 +278,7 @@ def _choose(tset: TransferSet, model, sha: str, *, arms, shots, draws: int, seed
             log(f"validation {arm:9s} {k:3d} shots  draw {d}  candidate {i}  top-1 {rec['top1']:6.2f}%")
 
     _run_plan(tset, model, sha, todo, lambda t: cands[t[0]][t[3]], seed, "val", add, device=device,
-              progress=progress, jobs=jobs, desc="validation")
+              progress=progress, jobs=jobs, desc="validation", fits=fits)
     order = {t: n for n, t in enumerate(plan)}
     records.sort(key=lambda r: order.get((r["arm"], r["shots"], r["draw"], r["candidate"]), -1))
     return {(a, k): select(records.records, a, k, grids[a], [_jsonable(c) for c in cands[a]])
@@ -277,10 +317,11 @@ def run_transfer(tset: TransferSet, model, sha: str, *, arms=ARMS, shots=SHOTS, 
     base = {"dataset": tset.name, "checkpoint": checkpoint, "checkpoint_sha256": sha, "seed": seed,
             "command": command}
     chosen = {}
+    fits = _Cheap(tset, model, sha, progress, device)
     if choose:
         chosen = _choose(tset, model, sha, arms=arms, shots=shots, draws=choose_draws, seed=seed, out=out,
                          force=force, recipes=recipes, grids=grids, base=base, device=device, progress=progress,
-                         log=log, jobs=jobs)
+                         log=log, jobs=jobs, fits=fits)
 
     def recipe_of(t) -> dict:
         return chosen[t[0], t[1]]["recipe"] if chosen else recipes[t[0]]
@@ -307,7 +348,7 @@ def run_transfer(tset: TransferSet, model, sha: str, *, arms=ARMS, shots=SHOTS, 
             log(f"{arm:9s} {k:3d} shots  draw {d}  top-1 {rec['top1']:6.2f}%  {rec['seconds']:7.1f} s")
 
     _run_plan(tset, model, sha, todo, recipe_of, seed, "test", add, device=device, progress=progress, jobs=jobs,
-              desc="transfer")
+              desc="transfer", fits=fits)
     if jobs > 1:
         order = {t: i for i, t in enumerate(plan)}  # the file in the plan's order, as one process writes it
         records.sort(key=lambda r: order.get((r["arm"], r["shots"], r["draw"]), -1))

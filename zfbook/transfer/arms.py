@@ -36,8 +36,9 @@ SCRATCH = {"passes": 100, "min_epochs": 4, "anneal_at": 0.75, "batch_size": 16, 
 FROZEN = {"classifier": "softmax", "layer": "fc7"}
 #: The frozen arm when its recipe is chosen on validation (:mod:`zfbook.transfer.choose`):
 #: C by cross-validation on the training shots (:func:`zfbook.probes.probe_cv`), and a
-#: ``view``: the centre crop, or each training image's 10 crops (augmented features, as
-#: Razavian et al. 2014 augment theirs); test images are always read on the centre crop.
+#: ``view``: the centre crop, or each training image's 10 crops (augmented features: Razavian
+#: et al. 2014 add jittered copies of the training images to their linear SVM's training set);
+#: test images are always read on the centre crop, as the other arms read them.
 FROZEN_CV = {**FROZEN, "view": "center", "Cs": list(CS), "folds": MAX_FOLDS}
 #: The finetune arm: all layers from the pretrained weights at ``lr`` (the new fc8 at
 #: ``head_lr``), the same epochs, batch, augmentation and schedule as :data:`SCRATCH`.

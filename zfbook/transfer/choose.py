@@ -1,8 +1,9 @@
 """Every arm's recipe chosen on the validation split, never on the test split.
 
 The paper fixes its transfer recipe (a new softmax on frozen layers 1–7, Section 5.2) and
-does not say how; a fair comparison of arms gives each the same chance to be tuned
-(Yosinski et al. 2014 tune every transfer setting on held-out data). Here each arm has a
+does not say how it was chosen; a fair comparison of arms (frozen against finetuned features,
+as Yosinski et al. 2014 set them side by side, and both against training from scratch)
+gives each the same chance to be tuned, on images the test never shares. Here each arm has a
 small stated grid (:data:`GRIDS`), every candidate is trained on the same draws of training
 shots as the test runs (draws ``0 … choose_draws − 1``) and scored on the dataset's
 validation split (``TransferSet.val``: 20 images per class of ``parts-transfer``); for each
