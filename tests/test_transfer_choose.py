@@ -247,7 +247,7 @@ def test_bootstrap_agrees_with_scipy_and_pairs_draws_on_shared_test_images(parts
         recs.append({"arm": "frozen", "shots": 1, "draw": d, "seed": 0, "predictions": pred.tolist(),
                      "top1": T.mean_per_class_accuracy(y[te], pred)})
     ci = T.bootstrap(recs, parts, n_resamples=4000)[("frozen", 1)]
-    assert ci.mean == pytest.approx(np.mean([r["top1"] for r in recs])) and ci.draws == 2
+    assert ci.mean == pytest.approx(np.mean([r["top1"] for r in recs])) and ci.n == 20
     correct = np.array([np.array(r["predictions"]) == y[te] for r in recs]).mean(0) * 100   # balanced test set
     import inspect
     rng = "rng" if "rng" in inspect.signature(scipy_bootstrap).parameters else "random_state"
@@ -256,6 +256,8 @@ def test_bootstrap_agrees_with_scipy_and_pairs_draws_on_shared_test_images(parts
     assert abs(ci.low - ref.low) < 2.0 and abs(ci.high - ref.high) < 2.0 and ci.low < ci.mean < ci.high
     same = T.difference(recs, parts, {"draw": 0}, {"draw": 0}, n_resamples=500)
     assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
+    gap = T.difference(recs, parts, {"draw": 1}, {"draw": 0}, n_resamples=2000)
+    assert gap.mean == pytest.approx(recs[1]["top1"] - recs[0]["top1"]) and gap.low < gap.mean < gap.high
     with pytest.raises(ValueError, match="no predictions to resample"):
         T.bootstrap([{k: v for k, v in recs[0].items() if k != "predictions"}], parts)
 
@@ -269,6 +271,10 @@ def test_bootstrap_scores_average_to_the_mean_per_class_accuracy_on_an_unbalance
     pred = np.where(np.arange(len(y)) % 3 == 0, (y + 1) % 3, y)
     rec = {"shots": 1, "draw": 0, "seed": 0, "predictions": pred.tolist()}
     assert _scores(rec, ts)[1].mean() == pytest.approx(T.mean_per_class_accuracy(y, pred))
+    # Caltech draws its test images per draw: one bootstrap over one test set refuses two draws
+    other = {**rec, "draw": 1, "predictions": [0] * len(ts.split(1, 1)[1])}
+    with pytest.raises(ValueError, match="different test sets"):
+        T.bootstrap([rec, other], ts, by=("shots",))
 
 
 # ---------------------------------------------------------------- probes on several checkpoints

@@ -1,39 +1,31 @@
 """Bootstrap intervals over test images for the transfer arms' means (Fig. 9, Tables 4–5).
 
 A mean over draws of an arm at some number of shots depends on *which* test images were
-drawn. :func:`bootstrap` resamples the test images with replacement (a seeded percentile
-bootstrap, as :func:`zfbook.stats.bootstrap_interval`): each record's per-image scores are
-``100 · correct · N / (C · n_c)`` (N test images, C classes, n_c images of the image's class),
-whose mean over the whole test set is the record's mean per-class accuracy exactly (on a
-balanced test set, plain accuracy); a resample's score of a group is the mean over its
-records (draws) of their means over the resampled images. Records on the same test set (every
-draw of the embedded and parts families) share each resample, so the interval is of the mean
-over draws with the images held in common, and :func:`difference` of two arms is paired;
-records on different test sets (Caltech's draws) are resampled independently. The interval
-says nothing of the spread from draw to draw, which the draws' own standard deviation
-(:func:`zfbook.transfer.summarize`) shows. Needs the records' ``predictions`` and the
-:class:`~zfbook.transfer.TransferSet` they were made on (for the test labels).
+drawn. :func:`bootstrap` gives it the seeded percentile bootstrap of
+:func:`zfbook.stats.bootstrap_interval`: the test images are resampled with replacement, the
+same images for every draw, and a resample's score is the mean over draws of the mean over
+the resampled images. Each record's per-image scores are ``100 · correct · N / (C · n_c)``
+(N test images, C classes, n_c images of the image's class), whose mean over the whole test
+set is the record's mean per-class accuracy exactly (on a balanced test set, as the embedded
+and parts families' are, they are plain percent correct). :func:`difference` of two groups
+(two arms at the same shots) is :func:`zfbook.stats.paired_bootstrap`: each resample draws one
+set of images for both. The interval says how much the mean depends on which test images
+were drawn, not how it varies from draw to draw, which the draws' own standard deviation
+(:func:`zfbook.transfer.summarize`) shows. Needs the records' ``predictions``, all on one
+test set (every draw of a fixed test split; Caltech's draws each have their own and are
+refused), and the :class:`~zfbook.transfer.TransferSet` they were made on (the test labels).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-__all__ = ["Interval", "bootstrap", "difference"]
+from ..stats import Interval, bootstrap_interval, paired_bootstrap
+
+__all__ = ["Interval", "bootstrap", "difference", "per_image_scores"]
 
 
-class Interval(NamedTuple):
-    """A mean over draws (%) with its ``level`` bootstrap interval ``[low, high]``."""
-    mean: float
-    low: float
-    high: float
-    draws: int
-    level: float
-
-
-def _scores(rec: dict, tset) -> tuple[tuple, np.ndarray]:
-    """(the record's test set as a key, its per-image scores)."""
+def _scores(rec: dict, tset) -> tuple[np.ndarray, np.ndarray]:
+    """(the record's test indices, its per-image scores in %)."""
     if "predictions" not in rec:
         raise ValueError(f"record {rec.get('arm', rec.get('layer'))} at {rec.get('shots')} shots has no "
                          "predictions to resample (probe records keep them with --predictions)")
@@ -45,22 +37,17 @@ def _scores(rec: dict, tset) -> tuple[tuple, np.ndarray]:
     y = tset.labels.numpy()[te]
     classes, counts = np.unique(y, return_counts=True)
     weight = len(y) / (len(classes) * counts[np.searchsorted(classes, y)])
-    return tuple(te.tolist()), 100.0 * (pred == y) * weight
+    return te, 100.0 * (pred == y) * weight
 
 
-def _replicates(records, tset, n_resamples: int, seed: int) -> list[np.ndarray]:
-    """Each record's resampled means (n_resamples,), records on one test set sharing resamples."""
+def per_image_scores(records, tset) -> np.ndarray:
+    """(records, test images) per-image scores (%) of records on one test set; each row's mean
+    is its record's mean per-class accuracy."""
     keyed = [_scores(r, tset) for r in records]
-    sets = sorted({k for k, _ in keyed})
-    draws = {}
-    for i, k in enumerate(sets):
-        rng = np.random.default_rng([seed, i])
-        draws[k] = rng.integers(0, len(k), (n_resamples, len(k)), dtype=np.int32)
-    out = []
-    for k, v in keyed:
-        idx = draws[k]
-        out.append(np.concatenate([v[idx[j:j + 1000]].mean(1) for j in range(0, n_resamples, 1000)]))
-    return out
+    if any(not np.array_equal(keyed[0][0], te) for te, _ in keyed[1:]):
+        raise ValueError(f"the records are on different test sets ({tset.name} draws its test images per "
+                         "draw); a bootstrap over one set of test images needs records on the same one")
+    return np.stack([v for _, v in keyed])
 
 
 def _groups(records, by, where) -> dict:
@@ -71,40 +58,23 @@ def _groups(records, by, where) -> dict:
     return dict(sorted(groups.items()))
 
 
-def _interval(reps: np.ndarray, mean: float, draws: int, level: float) -> Interval:
-    low, high = np.percentile(reps, [50 * (1 - level), 50 * (1 + level)])
-    return Interval(float(mean), float(low), float(high), draws, level)
-
-
-def _check_level(level: float) -> None:
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
-
-
 def bootstrap(records, tset, *, by=("arm", "shots"), level: float = 0.95, n_resamples: int = 9999,
               seed: int = 0, **where) -> dict:
-    """``{key: Interval}`` of the mean top-1 over draws of each group of ``records`` (grouped
-    by the ``by`` fields, keeping those whose fields equal ``where``), with its bootstrap
-    interval over test images (module docstring)."""
-    _check_level(level)
-    out = {}
-    for key, recs in _groups(records, by, where).items():
-        reps = np.mean(_replicates(recs, tset, n_resamples, seed), axis=0)
-        out[key] = _interval(reps, np.mean([r["top1"] for r in recs]), len(recs), level)
-    return out
+    """``{key: zfbook.stats.Interval}``: the mean top-1 (%) over draws of each group of
+    ``records`` (grouped by the ``by`` fields, keeping those whose fields equal ``where``) with
+    its bootstrap interval over the test images (``n``: the test images)."""
+    return {key: bootstrap_interval(per_image_scores(recs, tset), level, n_resamples, seed)
+            for key, recs in _groups(records, by, where).items()}
 
 
 def difference(records, tset, a: dict, b: dict, *, level: float = 0.95, n_resamples: int = 9999,
                seed: int = 0) -> Interval:
     """Mean top-1 of the records matching ``a`` minus that of those matching ``b`` (e.g.
-    ``a={"arm": "frozen", "shots": 5}``), with its paired bootstrap interval: on a test set
-    both share, each resample is the same images for both. ``draws``: those of ``a``."""
-    _check_level(level)
+    ``a={"arm": "frozen", "shots": 5}``), each a mean over its draws, with the paired bootstrap
+    interval over the test images both share."""
     ra = [r for r in records if all(r.get(k) == v for k, v in a.items())]
     rb = [r for r in records if all(r.get(k) == v for k, v in b.items())]
     if not ra or not rb:
         raise ValueError(f"no records match {a if not ra else b}")
-    reps = _replicates(ra + rb, tset, n_resamples, seed)
-    diff = np.mean(reps[:len(ra)], axis=0) - np.mean(reps[len(ra):], axis=0)
-    mean = np.mean([r["top1"] for r in ra]) - np.mean([r["top1"] for r in rb])
-    return _interval(diff, mean, len(ra), level)
+    both = per_image_scores(ra + rb, tset)
+    return paired_bootstrap(both[:len(ra)], both[len(ra):], level, n_resamples, seed)
