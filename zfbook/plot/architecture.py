@@ -184,7 +184,7 @@ def gabor_r2(named: dict, threshold: float = 0.85) -> Figure:
     return fig
 
 
-def gabor_examples(fits, n: int = 8, *, px: float = 0.16) -> Figure:
+def gabor_examples(fits, n: int = 8, *, px: float = 0.1) -> Figure:
     """Filters beside their fitted Gabors (:func:`zfbook.gabor.layer_fits`): ``n`` kernels
     spread over the R² range, best first — the fitted kernel (luminance or colour-opponent)
     above, the Gabor below, each on its own symmetric grey scale, with its R²."""
