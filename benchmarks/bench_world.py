@@ -15,9 +15,12 @@ renderer's share of the whole cost is render ÷ (render + E × train); and, were
 rendered fresh instead, its share of each epoch. ``python benchmarks/bench_world.py``
 """
 import argparse
+import tempfile
 import time
+from unittest import mock
 
 import torch
+from bench_train import _StampedBar
 
 from zfbook import train
 from zfbook.data.embedded import FAMILIES, _render_range, embedded
@@ -40,21 +43,11 @@ def main(argv=None):
 
     data = embedded("train", "parts", 0)
     val = embedded("val", "parts", 0)
-    stamps = []
-    real_tqdm = train.tqdm
-
-    def stamping(it, *a, **k):
-        for x in real_tqdm(it, *a, **k):
-            stamps.append(time.perf_counter())
-            yield x
-    train.tqdm = stamping
-    import tempfile
-    try:
-        with tempfile.TemporaryDirectory() as d:
-            cfg = train.Config(preset="zfnet-mini", epochs=1, anneal=(), batch_size=32, device="cpu", snapshots=())
-            train.train(cfg, d, data=(data, val), progress=False, stop_after_steps=args.warmup + args.steps + 1)
-    finally:
-        train.tqdm = real_tqdm
+    _StampedBar.stamps = []   # the trainer's own batches, stamped as bench_train stamps them
+    with tempfile.TemporaryDirectory() as d, mock.patch.object(train, "tqdm", _StampedBar):
+        cfg = train.Config(preset="zfnet-mini", epochs=1, anneal=(), batch_size=32, device="cpu", snapshots=())
+        train.train(cfg, d, data=(data, val), progress=False, stop_after_steps=args.warmup + args.steps + 1)
+    stamps = _StampedBar.stamps
     steps = stamps[args.warmup:args.warmup + args.steps + 1]
     step = (steps[-1] - steps[0]) / (len(steps) - 1)
     per_image = step / 32
