@@ -196,6 +196,20 @@ def test_recipes_are_chosen_on_validation_and_recorded(parts, model, tmp_path, m
     assert again == recs
 
 
+def test_frozen_records_after_the_worker_processes_read_the_true_labels(parts, model, tmp_path, monkeypatch):
+    """Handing the set to worker processes (jobs=2, the validation phase's scratch runs) moves
+    its tensors into shared memory; the frozen arm's later fits (draw 1) must not read labels
+    through a view taken before then: the records are those of one process."""
+    m, sha, _ = model
+    kw = dict(arms=("frozen", "scratch"), shots=(1, 2), draws=2, train_draws=1, recipes=_tiny(monkeypatch),
+              progress=False, log=None, choose=True, grids=TINY_GRIDS)
+    two = T.run_transfer(parts, m, sha, out=tmp_path / "two", jobs=2, **kw)
+    one = T.run_transfer(parts, m, sha, out=tmp_path / "one", jobs=1, **kw)
+    frozen = lambda recs: [(r["shots"], r["draw"], r["predictions"], r["top1"]) for r in recs if r["arm"] == "frozen"]
+    assert frozen(two) == frozen(one) and len(frozen(two)) == 4
+    assert all(0 <= p < 10 for r in two for p in r["predictions"])
+
+
 def test_choosing_never_reads_the_test_split(parts, model, tmp_path, monkeypatch):
     """Test images blanked and test labels shuffled: the same validation scores and choices."""
     m, sha, _ = model

@@ -146,7 +146,9 @@ class _Cheap:
 
     def __init__(self, tset: TransferSet, model, sha: str, progress: bool, device):
         self.tset, self.model, self.sha, self.progress, self.device = tset, model, sha, progress, device
-        self.labels = tset.labels.numpy()
+        # a copy, not a view: handing the set to worker processes (jobs > 1) moves its tensors
+        # into shared memory, and a NumPy view taken before then would read freed memory
+        self.labels = tset.labels.numpy().copy()
         self._centre: dict = {}
         self._views: dict = {}
         self._baseline: dict = {}
