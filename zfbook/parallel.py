@@ -94,6 +94,11 @@ def run_parallel(fn: Callable, items: Iterable, jobs: int, *, initializer: Calla
     (``fn``, the items and ``initializer(*initargs)``, run once per process, must be picklable).
     Items are started in the given order, one as another ends: put the longest first.
 
+    CPU tensors in ``initargs`` (a dataset, a model) reach the processes through shared memory:
+    PyTorch's pickler moves each one's storage there *in place*, so a NumPy view of one taken
+    before the call reads freed memory afterwards. Keep copies, not views (as
+    :class:`zfbook.transfer._Cheap` keeps its labels).
+
     An exception in one run stops starting new ones and is raised here once the running ones
     end. Ctrl-C reaches the running ones (a run of :func:`zfbook.train.train` stops at once,
     keeping its last finished epoch) and is raised here once they have stopped; no other run

@@ -54,8 +54,9 @@ RULE = (
     "own files (train: last.pt, history.json, snapshots/epoch*.pt; visualize: index.html, "
     "images.json, topk.pt, LAYER/maps_*.png; occlude: its four PNGs and maps.json; transfer, "
     "probe: start OUT/results.json over, and transfer --choose-recipes OUT/validation.json), "
-    "lists them, and leaves every other file where it is; a file of one of those names that the verb did not write is refused. compare, "
-    "ablate, transfer, probe and train --resume continue what the folder holds.")
+    "lists them, and leaves every other file where it is; a file of one of those names that "
+    "the verb did not write is refused. compare, ablate, transfer, probe and train --resume "
+    "continue what the folder holds.")
 
 
 def verb_of(command: str, default: str) -> str:
