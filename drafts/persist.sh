@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Saves into drafts/state/ (committed on main) what a later session needs if its checkout
+# comes with main alone, as the sixth session's of 2026-12-07 did (the branch `switch` and
+# runs/ were lost): an incremental git bundle of each work branch named in BRANCHES, and a
+# tar of the re-make's run files changed since the last save (per-epoch snapshots only for
+# the runs whose snapshots ship: architecture/zfnet-mini-seed0). drafts/restore.sh undoes it.
+# Run from main's tree; commits nothing itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=drafts/state
+BRANCHES=${BRANCHES:-switch}
+mkdir -p $STATE
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+for b in $BRANCHES; do
+  git rev-parse -q --verify "refs/heads/$b" > /dev/null || continue
+  tip=$(git rev-parse "$b")
+  base=$(cat "$STATE/$b.tip" 2>/dev/null || git merge-base main "$b")
+  if [ "$base" != "$tip" ]; then
+    git bundle create "$STATE/$b-$stamp.bundle" "$base..$b"
+    echo "$tip" > "$STATE/$b.tip"
+  fi
+done
+since=()
+[ -e "$STATE/runs.stamp" ] && since=(-newer "$STATE/runs.stamp")
+touch "$STATE/runs.stamp.new"
+save() {  # save TREE NAME: TREE's runs/remake files into $STATE/NAME-$stamp.tgz, relative to TREE
+  local tree=$1 name=$2 list
+  [ -d "$tree/runs/remake" ] || return 0
+  list=$(mktemp)
+  (cd "$tree" && find -L runs/remake -type f "${since[@]}" ! -name '.zfbook.lock' ! -name '*.tmp*' \
+       \( ! -path '*/snapshots/*' -o -path '*architecture/zfnet-mini-seed0/snapshots/*' \) \
+       ! -path '*/ablation/zfnet-mini-seed*') > "$list"
+  [ -s "$list" ] && tar -czf "$STATE/$name-$stamp.tgz" -C "$tree" -T "$list"
+  rm -f "$list"
+}
+save . runs
+save ../remake-tree tree-runs
+mv "$STATE/runs.stamp.new" "$STATE/runs.stamp"
+ls -la $STATE; du -sh $STATE

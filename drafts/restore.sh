@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Undoes drafts/persist.sh in a fresh checkout of main: fetches the bundles, in order, into
+# their branches and unpacks the run files (runs/remake/... here, ../remake-tree/runs/remake/... there).
+# Exports into ../remake-tree/data/ are not saved: drafts/remake2.sh makes them again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=drafts/state
+for f in $(ls $STATE/*.bundle 2>/dev/null | sort); do
+  b=$(basename "$f" | sed 's/-[0-9TZ]*\.bundle$//')
+  git fetch -q "$f" "+refs/heads/$b:refs/heads/$b"
+  echo "fetched $f into $b ($(git rev-parse --short $b))"
+done
+for f in $(ls $STATE/runs-*.tgz 2>/dev/null | sort); do tar -xzf "$f" && echo "unpacked $f"; done
+if ls $STATE/tree-runs-*.tgz > /dev/null 2>&1; then
+  [ -d ../remake-tree ] || git worktree add --detach ../remake-tree HEAD
+  for f in $(ls $STATE/tree-runs-*.tgz | sort); do tar -xzf "$f" -C ../remake-tree && echo "unpacked $f"; done
+fi
+# the ablation's baselines are links to the architecture runs
+mkdir -p runs/remake/ablation
+for s in 0 1 2; do [ -e runs/remake/ablation/zfnet-mini-seed$s ] || ln -s ../architecture/zfnet-mini-seed$s runs/remake/ablation/zfnet-mini-seed$s; done
