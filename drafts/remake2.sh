@@ -15,6 +15,10 @@ step() { local name=$1; shift; echo "== $(date -u +%FT%TZ) $name: $*" >> runs/re
 while pgrep -f "zfbook compare .*runs/remake/architecture" > /dev/null; do sleep 30; done
 grep -q "alexnet-mini-seed2: test top-1" runs/remake/architecture.log || { echo "architecture set not finished"; exit 1; }
 ARCH=$MAIN/runs/remake/architecture
+# the cheap record the bit-for-bit test re-trains (tests/test_experiments.py), in the same OUT
+grep -q "alexnet-mini-epochs1-seed0: test top-1" runs/remake/architecture.log || \
+  step architecture $PY -m zfbook compare --presets alexnet-mini --seeds 0 --epochs 1 --dataset parts \
+      --out runs/remake/architecture --no-progress
 (cd "$TREE" && mkdir -p runs/remake
  if [ ! -e runs/remake/exported ]; then
    step export $PY -m zfbook export --checkpoint $ARCH/zfnet-mini-seed0/last.pt --name zfnet-mini.pt --force
@@ -44,3 +48,5 @@ mkdir -p runs/remake/ablation
 for s in 0 1 2; do [ -e runs/remake/ablation/zfnet-mini-seed$s ] || ln -s ../architecture/zfnet-mini-seed$s runs/remake/ablation/zfnet-mini-seed$s; done
 step ablation $PY -m zfbook ablate --preset zfnet-mini --seeds 0,1,2 --dataset parts --jobs 2 \
     --out runs/remake/ablation --no-progress
+step ablation $PY -m zfbook ablate --preset zfnet-mini --variants no-conv3-conv4-fc6-fc7 --seeds 0 --epochs 1 \
+    --dataset parts --out runs/remake/ablation --no-progress
