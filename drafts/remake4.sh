@@ -7,11 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# one thread a process: two-thread runs stall when tests or chapters share the cores
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p runs/remake
 if ! grep -q "alexnet-mini-seed2: test top-1" runs/remake/architecture.log 2>/dev/null; then
   echo "== $(date -u +%FT%TZ) architecture: compare" >> runs/remake/architecture.log
-  $PY -m zfbook compare --presets zfnet-mini,alexnet-mini --seeds 0,1,2 --dataset parts \
+  $PY -m zfbook compare --presets zfnet-mini,alexnet-mini --seeds 0,1,2 --dataset parts --jobs 2 \
       --snapshots 1,2,3,4,6,9,13,18,25 --out runs/remake/architecture --no-progress >> runs/remake/architecture.log 2>&1
   echo "== $(date -u +%FT%TZ) architecture: done" >> runs/remake/architecture.log
 fi
