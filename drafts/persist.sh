@@ -33,7 +33,9 @@ save() {  # save TREE NAME: TREE's runs/remake files into $STATE/NAME-$stamp.tgz
   [ -s "$list" ] && tar -czf "$STATE/$name-$stamp.tgz" -C "$tree" -T "$list"
   rm -f "$list"
 }
-save . runs
+save ../remake-main runs
 save ../remake-tree tree-runs
+# the re-make runs from ../remake-main, a work tree pinned at one commit (main moves on)
+git -C ../remake-main rev-parse HEAD > "$STATE/remake-main.commit"
 mv "$STATE/runs.stamp.new" "$STATE/runs.stamp"
 ls -la $STATE; du -sh $STATE
