@@ -15,7 +15,7 @@ done
 [ -e ../remake-main/.venv ] || ln -s "$PWD/.venv" ../remake-main/.venv
 for f in $(ls $STATE/runs-*.tgz 2>/dev/null | sort); do tar -xzf "$f" -C ../remake-main && echo "unpacked $f"; done
 if ls $STATE/tree-runs-*.tgz > /dev/null 2>&1; then
-  [ -d ../remake-tree ] || git worktree add --detach ../remake-tree HEAD
+  [ -d ../remake-tree ] || git worktree add --detach ../remake-tree "$(cat $STATE/remake-main.commit 2>/dev/null || echo HEAD)"
   for f in $(ls $STATE/tree-runs-*.tgz | sort); do tar -xzf "$f" -C ../remake-tree && echo "unpacked $f"; done
 fi
 # the ablation's baselines are links to the architecture runs
