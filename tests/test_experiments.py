@@ -223,11 +223,50 @@ def test_ablate_records_variants_resumes_and_refuses_bad_names(tmp_path, capsys)
     assert not (tmp_path / "b").exists()
 
 
+def named(variant, name_suffix=""):
+    """The name, preset and variant fields of a hand-made zfnet-mini ablation record."""
+    preset = "zfnet-mini" if variant == "baseline" else f"zfnet-mini:{variant}"
+    return {"name": preset.replace(":", "-") + name_suffix, "preset": preset, "variant": variant}
+
+
+def test_by_variant_keeps_every_run_of_the_recipe_wherever_its_plateau_stopped_it():
+    from zfbook import ablation
+    rec = lambda variant, seed, epochs, suffix="": {**named(variant, suffix), "seed": seed, "epochs": epochs}
+    recs = [rec("baseline", 2, 40), rec("baseline", 0, 40), rec("baseline", 1, 37),
+            rec("no-fc7", 0, 29), rec("no-fc7", 1, 33), rec("no-fc7", 2, 40),
+            rec("no-conv3-conv4-fc6-fc7", 0, 1, "-epochs1"),        # the cheap record
+            rec("no-fc7", 0, 40, "-epochs40-stoppatience5")]          # another recipe
+    groups = ablation.by_variant(iter(recs))
+    assert list(groups) == ["baseline", "no-fc7"]
+    assert [(r["seed"], r["epochs"]) for r in groups["baseline"]] == [(0, 40), (1, 37), (2, 40)]
+    assert [(r["seed"], r["epochs"]) for r in groups["no-fc7"]] == [(0, 29), (1, 33), (2, 40)]
+    # other runs by their length, whatever their names
+    assert {v: [r["name"] for r in rs] for v, rs in ablation.by_variant(recs, epochs=1).items()} == {
+        "no-conv3-conv4-fc6-fc7": ["zfnet-mini-no-conv3-conv4-fc6-fc7-epochs1"]}
+    assert [r["name"] for r in ablation.by_variant(recs, epochs=40)["no-fc7"]] == [
+        "zfnet-mini-no-fc7-epochs40-stoppatience5", "zfnet-mini-no-fc7"]
+
+
+def test_by_variant_on_the_shipped_records_leaves_out_the_cheap_one():
+    from zfbook import ablation, models
+    recs = ablation.load_records()
+    groups = ablation.by_variant(recs)
+    recipe = lambda r: tuple(json.dumps(r["config"].get(k)) for k in experiments.MATCH_FIELDS
+                             if k not in ("preset", "seed"))
+    kept = [r for rs in groups.values() for r in rs]
+    dropped = [r for r in recs if r not in kept]
+    # every variant over the same seeds, all of one recipe; what is left out is of another
+    assert list(groups) == list(models.VARIANTS)
+    assert len({tuple(r["seed"] for r in rs) for rs in groups.values()}) == 1
+    assert len({recipe(r) for r in kept}) == 1 and dropped
+    assert all(recipe(r) != recipe(kept[0]) and r["epochs"] == 1 for r in dropped)
+
+
 def test_ablation_effects_are_changes_from_each_blocks_reference():
     from zfbook import ablation
 
     def rec(variant, seed, test_top1, train_top1=90.0):
-        return {"variant": variant, "seed": seed, "epochs": 3, "train_top1": train_top1,
+        return {**named(variant), "seed": seed, "epochs": 3, "train_top1": train_top1,
                 "test_error_top1_centre": 100 - test_top1, "test_error_top5_centre": 1.0,
                 "test_error_top1_10crop": 100 - test_top1}
     recs = [rec("baseline", s, t) for s, t in enumerate((90, 92, 94))]
@@ -252,7 +291,7 @@ def test_ablation_effects_carry_welch_intervals_and_holm_over_the_variants():
     from zfbook import ablation, stats
 
     def rec(variant, seed, test_top1):
-        return {"variant": variant, "seed": seed, "epochs": 3, "train_top1": 90.0,
+        return {**named(variant), "seed": seed, "epochs": 3, "train_top1": 90.0,
                 "test_error_top1_centre": 100 - test_top1, "test_error_top5_centre": 0.0,
                 "test_error_top1_10crop": 100 - test_top1}
     tops = {"baseline": (90, 92, 94), "no-fc6-fc7": (80, 81, 82), "conv-wide": (91, 93, 92),
