@@ -262,6 +262,34 @@ def test_by_variant_on_the_shipped_records_leaves_out_the_cheap_one():
     assert all(recipe(r) != recipe(kept[0]) and r["epochs"] == 1 for r in dropped)
 
 
+def test_ending_says_where_and_how_a_run_stopped():
+    def rec(vals, lrs, limit, anneal=(), stop_patience=None, name="zfnet-mini"):
+        hist = [{"epoch": i + 1, "val_top1": v, "lr": lr, "train_loss": 1.0 / (i + 1)}
+                for i, (v, lr) in enumerate(zip(vals, lrs))]
+        return {"name": name, "seed": 0, "epochs": len(hist), "history": hist,
+                "config": {"epochs": limit, "anneal": list(anneal), "stop_patience": stop_patience}}
+    # annealed after epoch 3, then 45, 44, 43: the best is 2 epochs old, stopped at 6 of 10
+    at_plateau = rec([10, 20, 30, 45, 44, 43], [0.01] * 3 + [0.001] * 3, 10, (3,), 2)
+    assert experiments.ending(at_plateau) == {"epochs": 6, "limit": 10, "stopped": "plateau",
+                                              "lr_cuts": [3], "val_top1_gain": 43 - 45}
+    # all its epochs, two cuts by the plateau schedule and none by the recipe
+    full = rec([10, 20, 26, 27.5], [0.01, 0.01, 0.001, 0.0001], 4)
+    assert experiments.ending(full) == {"epochs": 4, "limit": 4, "stopped": "limit",
+                                        "lr_cuts": [2, 3], "val_top1_gain": 27.5 - 20}
+    # a plateau reached in the last allowed epoch is a plateau
+    assert experiments.ending(rec([10, 20, 30, 45, 44, 43], [0.01] * 3 + [0.001] * 3, 6, (3,), 2))[
+        "stopped"] == "plateau"
+    # the same history with a patience it has not reached yet: the limit (old records: no config
+    # stop_patience, the top-level fields instead)
+    old = dict(at_plateau, epochs=6, config={"epochs": 6}, anneal=[3])
+    assert experiments.ending(old)["stopped"] == "limit"
+    one = experiments.ending(rec([10], [0.01], 1))
+    assert one["lr_cuts"] == [] and one["val_top1_gain"] is None
+    with pytest.raises(ValueError, match="zfnet-mini-x seed 0 stopped after 6 of 12 epochs"):
+        experiments.ending(rec([10, 20, 30, 45, 46, 47], [0.01] * 3 + [0.001] * 3, 12, (3,), 2,
+                               name="zfnet-mini-x"))
+
+
 def test_ablation_effects_are_changes_from_each_blocks_reference():
     from zfbook import ablation
 
