@@ -290,6 +290,33 @@ def test_ending_says_where_and_how_a_run_stopped():
                                name="zfnet-mini-x"))
 
 
+def test_ablation_curves_average_the_runs_still_training_and_mark_where_each_stopped():
+    import matplotlib
+    matplotlib.use("Agg")
+    from zfbook.plot import ablation as ablplot
+
+    def rec(variant, seed, vals):
+        hist = [{"epoch": i + 1, "val_top1": v, "train_top1": v + 5} for i, v in enumerate(vals)]
+        return {**named(variant), "seed": seed, "epochs": len(hist), "history": hist}
+    groups = {"baseline": [rec("baseline", 0, [10, 20, 30, 40]), rec("baseline", 1, [30, 40]),
+                           rec("baseline", 2, [20, 35, 50])],
+              "no-fc7": [rec("no-fc7", 0, [15, 25])]}
+    ep, mean, runs = ablplot.mean_curve([r["history"] for r in groups["baseline"]], "val_top1")
+    assert list(ep) == [1, 2, 3, 4] and list(runs) == [3, 3, 2, 1]
+    assert mean == pytest.approx([20, 95 / 3, 40, 40])
+    fig = ablplot.curves(groups)
+    train_ax, val_ax = fig.axes
+    for ax, shift in ((train_ax, 5), (val_ax, 0)):
+        lines = [ln for ln in ax.get_lines() if ln.get_color() == ablplot.COLOURS["baseline"]]
+        curve = next(ln for ln in lines if ln.get_marker() in ("None", None, ""))
+        dots = next(ln for ln in lines if ln.get_marker() == "o")
+        assert list(curve.get_xdata()) == [1, 2, 3, 4]
+        assert list(curve.get_ydata()) == pytest.approx([100 - shift - m for m in (20, 95 / 3, 40, 40)])
+        assert list(zip(dots.get_xdata(), dots.get_ydata())) == [(4, 60 - shift), (2, 60 - shift),
+                                                                 (3, 50 - shift)]
+        assert dots.get_linestyle() in ("None", "none", "")
+
+
 def test_ablation_effects_are_changes_from_each_blocks_reference():
     from zfbook import ablation
 
