@@ -58,6 +58,14 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _seconds(value) -> float:
+    """A manifest's ``wall_seconds``: one number, or one per command (a list, or a mapping
+    of command or part to seconds), summed."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    return sum(_seconds(v) for v in value) if isinstance(value, (list, tuple)) else float(value)
+
+
 def commands(*names: str) -> str:
     """A Markdown ``bash`` block with the distinct commands of the manifest entries
     ``names`` (in the order first seen); with several entries, each command is headed by
@@ -79,7 +87,7 @@ def checkpoints_table(name: str = "numbers-checkpoints"):
     """One row per shipped checkpoint: epochs, test top-1 (centre crop and 10 crops) and
     the run's training minutes, as the manifest gives them."""
     rows = [(f"`{file}`", e["epochs"], f"{e['test_top1_centre']:.2f}%",
-             f"{e['test_top1_10crop']:.2f}%", f"{e['wall_seconds'] / 60:.1f}")
+             f"{e['test_top1_10crop']:.2f}%", f"{_seconds(e['wall_seconds']) / 60:.1f}")
             for file, e in sorted(checkpoints().items(),
                                   key=lambda item: (item[1]["preset"], item[1]["epochs"]))]
     return table(rows, ["file", "epochs", "top-1, centre", "top-1, 10 crops", "minutes"],
@@ -107,7 +115,8 @@ def _cpus(entry: dict) -> str:
 
 def results_table(name: str = "numbers-results"):
     """One row per file of measurements: how many records and seeds, the threads, PyTorch
-    build and kinds of CPU they name, and the minutes they took."""
+    build and kinds of CPU they name, and the minutes they took (summed when the manifest
+    gives them per command)."""
     rows = []
     for file, e in results().items():
         threads = ", ".join(str(t) for t in _as_list(e.get("threads", "")))
@@ -115,7 +124,7 @@ def results_table(name: str = "numbers-results"):
                      ", ".join(str(s) for s in _as_list(e.get("seeds", e.get("seed", "")))),
                      threads if len(threads) < 12 else "per record",
                      ", ".join(_as_list(e.get("torch", ""))), _cpus(e),
-                     f"{e['wall_seconds'] / 60:.0f}"))
+                     f"{_seconds(e['wall_seconds']) / 60:.0f}"))
     return table(rows, ["file", "records", "seeds", "threads", "PyTorch", "CPU", "minutes"],
                  caption="The measurements in `data/results/`, from `data/MANIFEST.json`.",
                  name=name)
