@@ -223,11 +223,105 @@ def test_ablate_records_variants_resumes_and_refuses_bad_names(tmp_path, capsys)
     assert not (tmp_path / "b").exists()
 
 
+def named(variant, name_suffix=""):
+    """The name, preset and variant fields of a hand-made zfnet-mini ablation record."""
+    preset = "zfnet-mini" if variant == "baseline" else f"zfnet-mini:{variant}"
+    return {"name": preset.replace(":", "-") + name_suffix, "preset": preset, "variant": variant}
+
+
+def test_by_variant_keeps_every_run_of_the_recipe_wherever_its_plateau_stopped_it():
+    from zfbook import ablation
+    rec = lambda variant, seed, epochs, suffix="": {**named(variant, suffix), "seed": seed, "epochs": epochs}
+    recs = [rec("baseline", 2, 40), rec("baseline", 0, 40), rec("baseline", 1, 37),
+            rec("no-fc7", 0, 29), rec("no-fc7", 1, 33), rec("no-fc7", 2, 40),
+            rec("no-conv3-conv4-fc6-fc7", 0, 1, "-epochs1"),        # the cheap record
+            rec("no-fc7", 0, 40, "-epochs40-stoppatience5")]          # another recipe
+    groups = ablation.by_variant(iter(recs))
+    assert list(groups) == ["baseline", "no-fc7"]
+    assert [(r["seed"], r["epochs"]) for r in groups["baseline"]] == [(0, 40), (1, 37), (2, 40)]
+    assert [(r["seed"], r["epochs"]) for r in groups["no-fc7"]] == [(0, 29), (1, 33), (2, 40)]
+    # other runs by their length, whatever their names
+    assert {v: [r["name"] for r in rs] for v, rs in ablation.by_variant(recs, epochs=1).items()} == {
+        "no-conv3-conv4-fc6-fc7": ["zfnet-mini-no-conv3-conv4-fc6-fc7-epochs1"]}
+    assert [r["name"] for r in ablation.by_variant(recs, epochs=40)["no-fc7"]] == [
+        "zfnet-mini-no-fc7-epochs40-stoppatience5", "zfnet-mini-no-fc7"]
+
+
+def test_by_variant_on_the_shipped_records_leaves_out_the_cheap_one():
+    from zfbook import ablation, models
+    recs = ablation.load_records()
+    groups = ablation.by_variant(recs)
+    recipe = lambda r: tuple(json.dumps(r["config"].get(k)) for k in experiments.MATCH_FIELDS
+                             if k not in ("preset", "seed"))
+    kept = [r for rs in groups.values() for r in rs]
+    dropped = [r for r in recs if r not in kept]
+    # every variant over the same seeds, all of one recipe; what is left out is of another
+    assert list(groups) == list(models.VARIANTS)
+    assert len({tuple(r["seed"] for r in rs) for rs in groups.values()}) == 1
+    assert len({recipe(r) for r in kept}) == 1 and dropped
+    assert all(recipe(r) != recipe(kept[0]) and r["epochs"] == 1 for r in dropped)
+
+
+def test_ending_says_where_and_how_a_run_stopped():
+    def rec(vals, lrs, limit, anneal=(), stop_patience=None, name="zfnet-mini"):
+        hist = [{"epoch": i + 1, "val_top1": v, "lr": lr, "train_loss": 1.0 / (i + 1)}
+                for i, (v, lr) in enumerate(zip(vals, lrs))]
+        return {"name": name, "seed": 0, "epochs": len(hist), "history": hist,
+                "config": {"epochs": limit, "anneal": list(anneal), "stop_patience": stop_patience}}
+    # annealed after epoch 3, then 45, 44, 43: the best is 2 epochs old, stopped at 6 of 10
+    at_plateau = rec([10, 20, 30, 45, 44, 43], [0.01] * 3 + [0.001] * 3, 10, (3,), 2)
+    assert experiments.ending(at_plateau) == {"epochs": 6, "limit": 10, "stopped": "plateau",
+                                              "lr_cuts": [3], "val_top1_gain": 43 - 45}
+    # all its epochs, two cuts by the plateau schedule and none by the recipe
+    full = rec([10, 20, 26, 27.5], [0.01, 0.01, 0.001, 0.0001], 4)
+    assert experiments.ending(full) == {"epochs": 4, "limit": 4, "stopped": "limit",
+                                        "lr_cuts": [2, 3], "val_top1_gain": 27.5 - 20}
+    # a plateau reached in the last allowed epoch is a plateau
+    assert experiments.ending(rec([10, 20, 30, 45, 44, 43], [0.01] * 3 + [0.001] * 3, 6, (3,), 2))[
+        "stopped"] == "plateau"
+    # the same history with a patience it has not reached yet: the limit (old records: no config
+    # stop_patience, the top-level fields instead)
+    old = dict(at_plateau, epochs=6, config={"epochs": 6}, anneal=[3])
+    assert experiments.ending(old)["stopped"] == "limit"
+    one = experiments.ending(rec([10], [0.01], 1))
+    assert one["lr_cuts"] == [] and one["val_top1_gain"] is None
+    with pytest.raises(ValueError, match="zfnet-mini-x seed 0 stopped after 6 of 12 epochs"):
+        experiments.ending(rec([10, 20, 30, 45, 46, 47], [0.01] * 3 + [0.001] * 3, 12, (3,), 2,
+                               name="zfnet-mini-x"))
+
+
+def test_ablation_curves_average_the_runs_still_training_and_mark_where_each_stopped():
+    import matplotlib
+    matplotlib.use("Agg")
+    from zfbook.plot import ablation as ablplot
+
+    def rec(variant, seed, vals):
+        hist = [{"epoch": i + 1, "val_top1": v, "train_top1": v + 5} for i, v in enumerate(vals)]
+        return {**named(variant), "seed": seed, "epochs": len(hist), "history": hist}
+    groups = {"baseline": [rec("baseline", 0, [10, 20, 30, 40]), rec("baseline", 1, [30, 40]),
+                           rec("baseline", 2, [20, 35, 50])],
+              "no-fc7": [rec("no-fc7", 0, [15, 25])]}
+    ep, mean, runs = ablplot.mean_curve([r["history"] for r in groups["baseline"]], "val_top1")
+    assert list(ep) == [1, 2, 3, 4] and list(runs) == [3, 3, 2, 1]
+    assert mean == pytest.approx([20, 95 / 3, 40, 40])
+    fig = ablplot.curves(groups)
+    train_ax, val_ax = fig.axes
+    for ax, shift in ((train_ax, 5), (val_ax, 0)):
+        lines = [ln for ln in ax.get_lines() if ln.get_color() == ablplot.COLOURS["baseline"]]
+        curve = next(ln for ln in lines if ln.get_marker() in ("None", None, ""))
+        dots = next(ln for ln in lines if ln.get_marker() == "o")
+        assert list(curve.get_xdata()) == [1, 2, 3, 4]
+        assert list(curve.get_ydata()) == pytest.approx([100 - shift - m for m in (20, 95 / 3, 40, 40)])
+        assert list(zip(dots.get_xdata(), dots.get_ydata())) == [(4, 60 - shift), (2, 60 - shift),
+                                                                 (3, 50 - shift)]
+        assert dots.get_linestyle() in ("None", "none", "")
+
+
 def test_ablation_effects_are_changes_from_each_blocks_reference():
     from zfbook import ablation
 
     def rec(variant, seed, test_top1, train_top1=90.0):
-        return {"variant": variant, "seed": seed, "epochs": 3, "train_top1": train_top1,
+        return {**named(variant), "seed": seed, "epochs": 3, "train_top1": train_top1,
                 "test_error_top1_centre": 100 - test_top1, "test_error_top5_centre": 1.0,
                 "test_error_top1_10crop": 100 - test_top1}
     recs = [rec("baseline", s, t) for s, t in enumerate((90, 92, 94))]
@@ -252,7 +346,7 @@ def test_ablation_effects_carry_welch_intervals_and_holm_over_the_variants():
     from zfbook import ablation, stats
 
     def rec(variant, seed, test_top1):
-        return {"variant": variant, "seed": seed, "epochs": 3, "train_top1": 90.0,
+        return {**named(variant), "seed": seed, "epochs": 3, "train_top1": 90.0,
                 "test_error_top1_centre": 100 - test_top1, "test_error_top5_centre": 0.0,
                 "test_error_top1_10crop": 100 - test_top1}
     tops = {"baseline": (90, 92, 94), "no-fc6-fc7": (80, 81, 82), "conv-wide": (91, 93, 92),

@@ -50,14 +50,18 @@ def load_records(path=None) -> list[dict]:
 
 
 def by_variant(records, epochs: int | None = None) -> dict[str, list[dict]]:
-    """Records grouped by variant, in :data:`~zfbook.models.VARIANTS` order, keeping only
-    runs of ``epochs`` epochs (default: the most common count, i.e. the table's recipe)."""
+    """Records grouped by variant, in :data:`~zfbook.models.VARIANTS` order, each group by
+    seed. By default the table's runs: those of the preset's own recipe, whose name carries
+    no override (:func:`zfbook.experiments.run_name`: ``zfnet-mini-no-fc7``, not the cheap
+    ``zfnet-mini-no-fc7-epochs1``), however many epochs each trained before its plateau
+    stopped it. With ``epochs``: every run of exactly that many epochs, whatever its name
+    (``epochs=1``: the cheap records)."""
     records = list(records)
     if epochs is None:
-        counts = [r["epochs"] for r in records]
-        epochs = max(set(counts), key=counts.count)
-    groups = {v: [r for r in records if r["variant"] == v and r["epochs"] == epochs]
-              for v in models.VARIANTS}
+        keep = lambda r: r["name"] == experiments.run_name(r["preset"], {})
+    else:
+        keep = lambda r: r["epochs"] == epochs
+    groups = {v: [r for r in records if r["variant"] == v and keep(r)] for v in models.VARIANTS}
     return {v: sorted(rs, key=lambda r: r["seed"]) for v, rs in groups.items() if rs}
 
 

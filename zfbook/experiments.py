@@ -54,7 +54,7 @@ from .cli import relative_command
 from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce", "REPRODUCED", "load_results",
-           "code_revision", "cpu_kind", "weights_sha256", "plateau", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
+           "code_revision", "cpu_kind", "weights_sha256", "plateau", "ending", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
 
 RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
@@ -388,6 +388,33 @@ def plateau(history, last: int = 3) -> dict:
     return {"epochs": [tail[0]["epoch"], tail[-1]["epoch"]],
             "train_loss_drop": (first - end) / first,
             "val_top1_gain": tail[-1]["val_top1"] - tail[0]["val_top1"]}
+
+
+def ending(record: dict) -> dict:
+    """How one record's run ended. The paper trains until the validation error stops falling
+    (Section 3); a run with ``stop_patience`` does the same, and a record says where it stopped:
+
+    * ``epochs``: the epochs trained; ``limit``: the recipe's most (its config's ``epochs``);
+    * ``stopped``: ``"plateau"`` (:func:`zfbook.train.plateaued` holds for its history, its
+      anneal and its ``stop_patience``; also when that happened at the limit) or ``"limit"``;
+    * ``lr_cuts``: the epochs *after which* the learning rate fell, read from the history,
+      counted as ``Config.anneal`` counts them (an anneal after epoch 34 is ``[34]``; a cut
+      after the last epoch leaves no trace);
+    * ``val_top1_gain``: the gain of validation top-1 (points) over the last 3 epochs
+      (:func:`plateau`; ``None`` for a run of one epoch): near 0, a flat end.
+
+    A record that stopped short of its limit without reaching its plateau (not a finished
+    run) is refused."""
+    hist, cfg = record["history"], record.get("config", {})
+    limit = cfg.get("epochs", record["epochs"])
+    anneal = cfg.get("anneal", record.get("anneal", ()))
+    at_plateau = plateaued(hist, tuple(anneal), cfg.get("stop_patience", record.get("stop_patience")))
+    if not at_plateau and record["epochs"] < limit:
+        raise ValueError(f"{record['name']} seed {record['seed']} stopped after {record['epochs']} of "
+                         f"{limit} epochs without reaching its plateau: not a finished run")
+    cuts = [a["epoch"] for a, b in zip(hist, hist[1:]) if b["lr"] < a["lr"]]
+    return {"epochs": record["epochs"], "limit": limit, "stopped": "plateau" if at_plateau else "limit",
+            "lr_cuts": cuts, "val_top1_gain": plateau(hist)["val_top1_gain"] if len(hist) > 1 else None}
 
 
 def summarize(records, metric: str, level: float | None = None):

@@ -5,15 +5,19 @@ The manifest names, for every checkpoint in ``data/`` and every file of measurem
 ``data/results/``, the command that made it, its seeds, threads, PyTorch build, code
 revision, wall time and checksum (:func:`zfbook.checkpoint.manifest`). This module turns
 those entries into the page's tables and command listings, so the page cannot drift from
-the files. Commands are printed as shell lines wrapped to the book's 79-character column.
+the files; :func:`runs_table` goes one level down, to the training runs a results file
+records (:mod:`zfbook.experiments`). Commands are printed as shell lines wrapped to the
+book's 79-character column.
 """
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import statistics
 import textwrap
 
+from . import experiments
 from .checkpoint import data_dir, manifest
 from .display import table
 
@@ -21,7 +25,7 @@ from .display import table
 _COMMAND = re.compile(r"python -m zfbook(?: --?[\w-]+(?: (?!-)[\w.,:/=+-]+)?| [a-z][\w-]*)+")
 
 __all__ = ["checkpoints", "results", "shell", "commands", "checkpoints_table",
-           "results_table", "notes"]
+           "results_table", "runs_table", "notes"]
 
 
 def checkpoints() -> dict[str, dict]:
@@ -58,6 +62,14 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _seconds(value) -> float:
+    """A manifest's ``wall_seconds``: one number, or one per command (a list, or a mapping
+    of command or part to seconds), summed."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    return sum(_seconds(v) for v in value) if isinstance(value, (list, tuple)) else float(value)
+
+
 def commands(*names: str) -> str:
     """A Markdown ``bash`` block with the distinct commands of the manifest entries
     ``names`` (in the order first seen); with several entries, each command is headed by
@@ -79,7 +91,7 @@ def checkpoints_table(name: str = "numbers-checkpoints"):
     """One row per shipped checkpoint: epochs, test top-1 (centre crop and 10 crops) and
     the run's training minutes, as the manifest gives them."""
     rows = [(f"`{file}`", e["epochs"], f"{e['test_top1_centre']:.2f}%",
-             f"{e['test_top1_10crop']:.2f}%", f"{e['wall_seconds'] / 60:.1f}")
+             f"{e['test_top1_10crop']:.2f}%", f"{_seconds(e['wall_seconds']) / 60:.1f}")
             for file, e in sorted(checkpoints().items(),
                                   key=lambda item: (item[1]["preset"], item[1]["epochs"]))]
     return table(rows, ["file", "epochs", "top-1, centre", "top-1, 10 crops", "minutes"],
@@ -107,7 +119,8 @@ def _cpus(entry: dict) -> str:
 
 def results_table(name: str = "numbers-results"):
     """One row per file of measurements: how many records and seeds, the threads, PyTorch
-    build and kinds of CPU they name, and the minutes they took."""
+    build and kinds of CPU they name, and the minutes they took (summed when the manifest
+    gives them per command)."""
     rows = []
     for file, e in results().items():
         threads = ", ".join(str(t) for t in _as_list(e.get("threads", "")))
@@ -115,10 +128,48 @@ def results_table(name: str = "numbers-results"):
                      ", ".join(str(s) for s in _as_list(e.get("seeds", e.get("seed", "")))),
                      threads if len(threads) < 12 else "per record",
                      ", ".join(_as_list(e.get("torch", ""))), _cpus(e),
-                     f"{e['wall_seconds'] / 60:.0f}"))
+                     f"{_seconds(e['wall_seconds']) / 60:.0f}"))
     return table(rows, ["file", "records", "seeds", "threads", "PyTorch", "CPU", "minutes"],
                  caption="The measurements in `data/results/`, from `data/MANIFEST.json`.",
                  name=name)
+
+
+def runs_table(file: str, *, where=None, name: str | None = None, caption: str | None = None):
+    """One row per training run recorded in the shipped results file ``file`` (a manifest
+    name such as ``"results/ablation.json"``), or per run for which ``where(record)`` is
+    true: its name and seed, how it ended (:func:`zfbook.experiments.ending`: epochs of the
+    recipe's limit, stopped at its plateau or at the limit, the epochs after which the
+    learning rate was cut, the change of validation top-1 over its last 3 epochs), test
+    top-1 (centre crop), the median seconds of an epoch (training and validation), the
+    minutes of training and evaluation, threads and code revision. ``name`` defaults to
+    ``numbers-<file>-runs``."""
+    files = [f for f, e in results().items() if e.get("format") == experiments.RESULTS_FORMAT]
+    if file not in files:
+        raise ValueError(f"no shipped runs in {file!r}; the files of runs are: {', '.join(files)}")
+    records = [r for r in experiments.load_results(data_dir() / file) if where is None or where(r)]
+    if not records:
+        raise ValueError(f"no run of {file} is selected by where=")
+    rows = []
+    for r in records:
+        end = experiments.ending(r)
+        gain = end["val_top1_gain"]
+        rev = r.get("code_revision", "unknown")
+        rows.append((f"`{r['name']}`", r["seed"], f"{end['epochs']} of {end['limit']}", end["stopped"],
+                     ", ".join(map(str, end["lr_cuts"])) or "none",
+                     "–" if gain is None else f"{gain:+.2f}", f"{r['test_top1_centre']:.2f}%",
+                     f"{statistics.median(h['seconds'] for h in r['history']):.0f}",
+                     f"{r['seconds'] / 60:.1f}", r["threads"],
+                     f"`{rev[:7]}{'+dirty' if rev.endswith('+dirty') else ''}`"))
+    stem = file.split("/")[-1].removesuffix(".json")
+    return table(rows, ["run", "seed", "epochs", "stopped at", "lr cut after", "last 3 epochs",
+                        "test top-1", "s / epoch", "minutes", "threads", "revision"],
+                 caption=caption or f"The runs of `{stem}.json`: epochs trained of the recipe's "
+                 "limit, whether the run stopped at its plateau or at the limit, the epochs after "
+                 "which the learning rate was cut, the change of validation top-1 (points) over "
+                 "the last 3 epochs, test top-1 (centre crop), the median seconds of an epoch with "
+                 "its validation, the minutes of training and evaluation, threads and the code "
+                 "revision of the tree that recorded it.",
+                 name=name or f"numbers-{stem}-runs")
 
 
 def notes(*names: str) -> str:

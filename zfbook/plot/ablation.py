@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..ablation import PAPER_TABLE3, errors
 
-__all__ = ["COLOURS", "error_vs_params", "gaps", "curves"]
+__all__ = ["COLOURS", "error_vs_params", "gaps", "mean_curve", "curves"]
 
 #: one colour per variant: removals in warm colours, resizings in cool ones
 COLOURS = {"baseline": "0.15", "no-fc7": "#fdae61", "no-fc6-fc7": "#f46d43",
@@ -71,16 +71,33 @@ def gaps(groups: dict) -> Figure:
     return fig
 
 
+def mean_curve(histories, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(epochs, mean, runs)``: per epoch, the mean of ``key`` over the histories that
+    trained that epoch, and how many did. Runs stopped at their plateau (``stop_patience``)
+    have histories of different lengths; after the first stops, the mean is over the runs
+    still training, so it may step where one leaves."""
+    by_epoch: dict[int, list[float]] = {}
+    for history in histories:
+        for h in history:
+            by_epoch.setdefault(h["epoch"], []).append(h[key])
+    epochs = sorted(by_epoch)
+    return (np.array(epochs), np.array([np.mean(by_epoch[e]) for e in epochs]),
+            np.array([len(by_epoch[e]) for e in epochs]))
+
+
 def curves(groups: dict) -> Figure:
-    """Mean over seeds, per epoch: training error (left) and validation error (right) of
-    every variant."""
+    """Per epoch, training error (left) and validation error (right) of every variant: the
+    mean over the seeds still training (:func:`mean_curve`), and a dot where each run
+    stopped (its last epoch's error)."""
     fig = Figure(figsize=(6.8, 2.8), layout="constrained")
     a, b = fig.subplots(1, 2, sharey=True)
     for v, rs in groups.items():
-        ep = [h["epoch"] for h in rs[0]["history"]]
         for ax, key in ((a, "train_top1"), (b, "val_top1")):
-            err = 100.0 - np.mean([[h[key] for h in r["history"]] for r in rs], axis=0)
-            ax.plot(ep, err, color=COLOURS[v], lw=1.2, label=v)
+            ep, top1, _ = mean_curve([r["history"] for r in rs], key)
+            ax.plot(ep, 100.0 - top1, color=COLOURS[v], lw=1.2, label=v)
+            ends = [r["history"][-1] for r in rs]
+            ax.plot([h["epoch"] for h in ends], [100.0 - h[key] for h in ends], "o", ls="none",
+                    color=COLOURS[v], ms=3)
     _style(a, "epoch", "training top-1 error (%)")
     _style(b, "epoch", "validation top-1 error (%)")
     fig.legend(*a.get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=7,
