@@ -12,13 +12,14 @@ each helper here renders correctly in all three (book/WRITING.md shows how to us
 * :func:`glue` stores a value for the prose (``{glue:text}`name```), the way myst-nb's
   ``glue(..., display=False)`` does, without needing myst-nb in the kernel (Colab has none).
 * :func:`md` shows a Markdown string, e.g. a sentence built from measured numbers.
+* :func:`series` joins words for a sentence: ``a, b and c``.
 """
 from __future__ import annotations
 
 import html
 from typing import Any, Iterable, Sequence
 
-__all__ = ["Table", "table", "paper_vs_ours", "glue", "md"]
+__all__ = ["Table", "table", "paper_vs_ours", "glue", "md", "series"]
 
 #: the mimetype prefix myst-nb reads glued values from (myst_nb.ext.glue.GLUE_PREFIX)
 GLUE_PREFIX = "application/papermill.record/"
@@ -132,3 +133,11 @@ def md(text: str):
     from IPython.display import Markdown
 
     return Markdown(text)
+
+
+def series(items: Iterable[Any], conjunction: str = "and") -> str:
+    """Words joined as a sentence lists them: ``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    words = [_text(i) for i in items]
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
