@@ -31,9 +31,8 @@ Captum is imported when a Captum method is first used (an ``ImportError`` names
   Backprop differentiate it (a backward pass seeded with 1). The deconvnet projects it
   from fc8 seeded with **1** rather than with the logit's value: a randomised network's
   logit may be negative, and a negative seed would flip what the deconvnet's
-  rectifications keep. It is computed by :func:`zfbook.deconv.project` on a copy whose
-  fc8 bias makes the logit exactly 1 (the deconvnet adds no biases on the way down, so
-  only the seed changes). Occlusion: per pixel, the mean drop of the logit over the
+  rectifications keep: :func:`zfbook.deconv.project` with ``seed_with="one"``, all
+  images in one batch. Occlusion: per pixel, the mean drop of the logit over the
   squares covering it (:func:`zfbook.occlusion.pixel_average`).
 * ``target="conv5"`` — one conv5 feature map (by default the trained network's most
   active one for the image). Deconvnet, gradient and Guided Backprop explain the map's
