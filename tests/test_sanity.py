@@ -149,6 +149,64 @@ def test_spearman_against_numpy_ranks():
         assert sanity.similarity(a, b, measure) == pytest.approx(want, abs=1e-12)
 
 
+def test_ranks_are_scipys_average_ranks_with_ties():
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 4, size=(6, 5, 40)).astype(float)      # many ties per row
+    np.testing.assert_array_equal(sanity.ranks(ties), rankdata(ties, axis=-1))
+    floats = rng.normal(size=(3, 100))
+    floats[0, :10] = floats[0, 10]                               # a run of 11 equal values
+    floats[1, ::2] = -0.0                                        # -0 and 0 tie
+    floats[1, 1::4] = 0.0
+    np.testing.assert_array_equal(sanity.ranks(floats), rankdata(floats, axis=-1))
+    np.testing.assert_array_equal(sanity.ranks(np.full((2, 9), 3.0)), np.full((2, 9), 5.0))
+    holes = floats.copy()
+    holes[2, 7] = np.nan                                         # that row is all NaN
+    got = sanity.ranks(holes)
+    assert np.isnan(got[2]).all() and not np.isnan(got[:2]).any()
+    assert np.isnan(rankdata(holes[2])).all()
+
+
+def test_spearman_of_rows_is_scipys_spearmanr():
+    from scipy.stats import spearmanr
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 6, size=(30, 50)).astype(float)
+    b = a + rng.integers(0, 6, size=(30, 50))                     # correlated, with ties
+    want = [spearmanr(x, y).statistic for x, y in zip(a, b)]
+    np.testing.assert_allclose(sanity.spearman(a, b), want, rtol=0, atol=1e-12)
+    assert sanity.spearman(a[:1], -a[:1])[0] == pytest.approx(-1.0, abs=1e-12)
+    b[3] = 2.0                                                   # a constant row: undefined
+    assert np.isnan(sanity.spearman(a, b)[3]) and not np.isnan(np.delete(
+        sanity.spearman(a, b), 3)).any()
+
+
+def test_similarities_of_stacks_are_the_pairwise_similarities():
+    from scipy.stats import spearmanr
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(5, 3, 12, 12, generator=g).round(decimals=1)  # ties in the sums
+    b = a + torch.randn(5, 3, 12, 12, generator=g)
+    b[1] = a[1]                                                   # identical: exactly 1
+    b[2] = 0                                                      # silent: undefined
+    for measure in sanity.MEASURES:
+        got = sanity.similarities(a, b, measure)
+        assert got.shape == (5,) and got[1] == 1.0, measure
+        for i in range(5):
+            one = sanity.similarity(a[i], b[i], measure)
+            assert (np.isnan(got[i]) and np.isnan(one)) or got[i] == one, (measure, i)
+    for measure, f in (("spearman", lambda t: t.sum(0)), ("spearman_abs", lambda t: t.abs().sum(0))):
+        want = [spearmanr(f(a[i].double()).numpy().ravel(),
+                          f(b[i].double()).numpy().ravel()).statistic
+                for i in (0, 3, 4)]
+        np.testing.assert_allclose(sanity.similarities(a, b, measure)[[0, 3, 4]], want,
+                                   rtol=0, atol=1e-12)
+    assert np.isnan(sanity.similarities(a, b)[2])
+    # occlusion's maps have no colour axis; a list of maps is stacked
+    np.testing.assert_array_equal(sanity.similarities(list(a[:, 0]), list(b[:, 0])),
+                                  [sanity.similarity(a[i, 0], b[i, 0]) for i in range(5)])
+    with pytest.raises(ValueError, match="measures are: spearman_abs, spearman, ssim"):
+        sanity.similarities(a, b, "pearson")
+
+
 def test_measures_of_a_map_with_itself_and_constants():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(3, 20, 20, generator=g)

@@ -53,11 +53,13 @@ identical results.
 
 **Similarity** (:func:`similarity`) between the trained network's map and a randomised
 one, per image: ``spearman_abs`` (Spearman rank correlation of the absolute maps, summed
-over colour channels, SciPy), ``spearman`` (the same without the absolute value, Adebayo
-et al.'s second variant) and ``ssim`` (scikit-image's structural similarity of the
-absolute maps, each scaled to [0, 1] by its maximum). A map compared with itself gives
-exactly 1 on all three (identical maps are recognised before the floating-point
-computation, which can round Spearman's 1 to 1 − 2⁻⁵²).
+over colour channels), ``spearman`` (the same without the absolute value, Adebayo et
+al.'s second variant) and ``ssim`` (scikit-image's structural similarity of the absolute
+maps, each scaled to [0, 1] by its maximum). A map compared with itself gives exactly 1
+on all three (identical maps are recognised before the floating-point computation, which
+can round Spearman's 1 to 1 − 2⁻⁵²). :func:`similarities` compares many pairs at once:
+:func:`ranks` ranks a whole stack of maps in one sort (average ranks for ties, as
+``scipy.stats.rankdata``) and :func:`spearman` correlates the ranks row by row.
 
 **Power** (Adebayo et al. 2018 use one random draw per layer; we repeat it).
 :func:`seeded_randomisation` re-draws the random weights with several seeds (any subset
@@ -89,12 +91,14 @@ from .methods import METHODS, TARGETS, explain, top_classes, top_features
 from .null import PAIRINGS, Null, null, unrelated_pairs
 from .reconstruction import edge_correlation, edge_map
 from .selectivity import selectivity
-from .similarity import MEASURES, _view, similarity  # _view: zfbook.plot.sanity draws with it
+from .similarity import (MEASURES, _view,  # _view: zfbook.plot.sanity draws with it
+                         ranks, similarities, similarity, spearman)
 from .weights import (Randomisation, SeededRandomisation, cascading_steps, independent_steps,
                       randomisation, randomize, seeded_randomisation, step_label)
 
 __all__ = ["METHODS", "TARGETS", "MEASURES", "explain", "randomize", "cascading_steps",
-           "independent_steps", "step_label", "similarity", "Randomisation", "randomisation",
+           "independent_steps", "step_label", "similarity", "similarities", "ranks",
+           "spearman", "Randomisation", "randomisation",
            "selectivity", "edge_map", "edge_correlation", "top_classes", "top_features",
            "SeededRandomisation", "seeded_randomisation", "PAIRINGS", "Null", "null",
            "unrelated_pairs", "SHUFFLED", "data_randomisation"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .methods import _check
-from .similarity import MEASURES, similarity
+from .similarity import MEASURES, _pair_similarities, _stack
 from .weights import Randomisation, SeededRandomisation
 
 #: how the pairs of unrelated images are drawn
@@ -110,6 +110,6 @@ def null(maps, *, measures=MEASURES, how: str = "derangement", seed: int = 0) ->
         raise ValueError(f"every method needs maps of the same images, got {sorted(sizes)}")
     n = sizes.pop()
     pairs = unrelated_pairs(n, how, seed)
-    scores = {m: {s: np.array([similarity(v[i], v[j], s) for i, j in pairs])
-                  for s in measures} for m, v in maps.items()}
+    scores = {m: {s: _pair_similarities(_stack(v), pairs, s) for s in measures}
+              for m, v in maps.items()}
     return Null(pairs, n, scores)
