@@ -68,7 +68,9 @@ image; each image's mean over the seeds is one value of the Student-t interval o
 images (``interval``, :mod:`zfbook.stats`). :func:`null` sets the level of "nothing in
 common": the similarity between the trained network's maps of two *unrelated* images (a
 seeded derangement of the images, or all pairs), which is not 0 when maps share a centre
-bias; ``Null.paired`` tests a step against it, image by image. :func:`data_randomisation` is
+bias; ``Null.paired`` tests a step against it, image by image, and :func:`against_null`
+every method at every step (the paired t-test, Holm-corrected over methods × steps), as a
+table. :func:`data_randomisation` is
 the paper's second test (Section 4): the maps of a network trained on *shuffled labels*
 against the trained network's.
 
@@ -88,7 +90,7 @@ from __future__ import annotations
 
 from .labels import SHUFFLED, data_randomisation
 from .methods import METHODS, TARGETS, explain, top_classes, top_features
-from .null import PAIRINGS, Null, null, unrelated_pairs
+from .null import PAIRINGS, AgainstNull, Null, NullTest, against_null, null, unrelated_pairs
 from .reconstruction import edge_correlation, edge_map
 from .selectivity import selectivity
 from .similarity import (MEASURES, _view,  # _view: zfbook.plot.sanity draws with it
@@ -101,4 +103,5 @@ __all__ = ["METHODS", "TARGETS", "MEASURES", "explain", "randomize", "cascading_
            "spearman", "Randomisation", "randomisation",
            "selectivity", "edge_map", "edge_correlation", "top_classes", "top_features",
            "SeededRandomisation", "seeded_randomisation", "PAIRINGS", "Null", "null",
+           "against_null", "AgainstNull", "NullTest",
            "unrelated_pairs", "SHUFFLED", "data_randomisation"]
