@@ -201,6 +201,12 @@ def test_similarities_of_stacks_are_the_pairwise_similarities():
         np.testing.assert_allclose(sanity.similarities(a, b, measure)[[0, 3, 4]], want,
                                    rtol=0, atol=1e-12)
     assert np.isnan(sanity.similarities(a, b)[2])
+    # the null ranks each map once for all its pairs: 15 pairs of 6 maps, as scipy pairs them
+    c = torch.cat([a, b[:1]])
+    n = sanity.null({"gradient": c}, measures=("spearman",), how="all")
+    want = [spearmanr(c[i].double().sum(0).numpy().ravel(),
+                      c[j].double().sum(0).numpy().ravel()).statistic for i, j in n.pairs]
+    np.testing.assert_allclose(n.scores["gradient"]["spearman"], want, rtol=0, atol=1e-12)
     # occlusion's maps have no colour axis; a list of maps is stacked
     np.testing.assert_array_equal(sanity.similarities(list(a[:, 0]), list(b[:, 0])),
                                   [sanity.similarity(a[i, 0], b[i, 0]) for i in range(5)])

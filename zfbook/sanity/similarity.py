@@ -92,42 +92,40 @@ def spearman(a, b) -> np.ndarray:
 
 def _unit_ranks(maps: torch.Tensor, measure: str) -> np.ndarray:
     """(N, H·W): each map of a stack ranked (|map| for ``spearman_abs``) and :func:`_unit`:
-    rank a stack once, then the Spearman coefficient of any two of its maps is a dot
-    product (:func:`zfbook.sanity.null` pairs every map with several others)."""
+    rank a stack once, then the Spearman coefficient of two of its maps is a dot product."""
     return _unit(ranks(_views(maps, measure == "spearman_abs")))
 
 
-def _similarities(a: torch.Tensor, b: torch.Tensor, measure: str, za=None,
-                  zb=None) -> np.ndarray:
-    """:func:`similarities` of two stacks; ``za``/``zb``: their :func:`_unit_ranks`, if
-    already computed (Spearman measures only)."""
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must hold maps of the same shape, got {tuple(a.shape)} "
-                         f"and {tuple(b.shape)}")
-    if measure == "ssim":
-        from skimage.metrics import structural_similarity
-        got = []
-        for x, y in zip(_views(a, True), _views(b, True)):
-            x, y = (v.reshape(a.shape[-2:]) / (v.max() if v.max() > 0 else 1) for v in (x, y))
-            got.append(structural_similarity(x, y, data_range=1.0))
-        got = np.array(got, dtype=np.float64)
-    else:
-        got = _dot(_unit_ranks(a, measure) if za is None else za,
-                   _unit_ranks(b, measure) if zb is None else zb)
-    for k, (x, y) in enumerate(zip(a, b)):
-        if torch.equal(x, y) and bool(x.any()):
+def _ssim(x: np.ndarray, y: np.ndarray, shape) -> float:
+    """SSIM of two absolute views (flattened), each scaled to [0, 1] by its maximum."""
+    from skimage.metrics import structural_similarity
+    x, y = (v.reshape(shape) / (v.max() if v.max() > 0 else 1) for v in (x, y))
+    return float(structural_similarity(x, y, data_range=1.0))
+
+
+def _exactly_one(got: np.ndarray, a: torch.Tensor, b: torch.Tensor, ia, ib) -> np.ndarray:
+    """1.0 where the two maps are identical and not all zero (see :func:`similarity`)."""
+    for k, (i, j) in enumerate(zip(ia, ib)):
+        if torch.equal(a[i], b[j]) and bool(a[i].any()):
             got[k] = 1.0
     return got
 
 
 def _pair_similarities(maps: torch.Tensor, pairs: np.ndarray, measure: str) -> np.ndarray:
     """(pairs,): ``measure`` between ``maps[i]`` and ``maps[j]`` for each row ``(i, j)`` of
-    ``pairs``, each map of the stack ranked once however many pairs hold it."""
+    ``pairs``, each map of the stack viewed and ranked once however many pairs hold it
+    (:func:`zfbook.sanity.null`)."""
     i, j = pairs[:, 0], pairs[:, 1]
     if measure == "ssim":
-        return _similarities(maps[i], maps[j], measure)
-    z = _unit_ranks(maps, measure)
-    return _similarities(maps[i], maps[j], measure, z[i], z[j])
+        v = _views(maps, True)
+        got = np.array([_ssim(v[p], v[q], maps.shape[-2:]) for p, q in pairs], dtype=float)
+    else:
+        z = _unit_ranks(maps, measure)
+        if len(pairs) > len(maps):      # many pairs per map: all the dot products at once
+            got = np.clip((z @ z.T)[i, j], -1.0, 1.0)
+        else:
+            got = _dot(z[i], z[j])
+    return _exactly_one(got, maps, maps, i, j)
 
 
 def similarities(a, b, measure: str = "spearman_abs") -> np.ndarray:
@@ -135,7 +133,17 @@ def similarities(a, b, measure: str = "spearman_abs") -> np.ndarray:
     ((N, C, H, W) or (N, H, W), or lists of maps) → (N,) float64. Spearman ranks all the
     maps at once (:func:`ranks`); SSIM goes pair by pair."""
     _check("measure", measure, MEASURES)
-    return _similarities(_stack(a), _stack(b), measure)
+    a, b = _stack(a), _stack(b)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must hold maps of the same shape, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    if measure == "ssim":
+        got = np.array([_ssim(x, y, a.shape[-2:])
+                        for x, y in zip(_views(a, True), _views(b, True))], dtype=float)
+    else:
+        got = _dot(_unit_ranks(a, measure), _unit_ranks(b, measure))
+    k = range(len(a))
+    return _exactly_one(got, a, b, k, k)
 
 
 def similarity(a, b, measure: str = "spearman_abs") -> float:
