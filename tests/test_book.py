@@ -215,6 +215,136 @@ def test_code_links_point_at_files_that_exist(path):
     assert not [f for f in sorted(links) if not (ROOT / f).is_file()]
 
 
+# ------------------------------------------------------- cross-references and tables
+NUMREF = re.compile(r"\{numref\}`([^`]+)`")
+SECTION_LABEL = re.compile(r"^\(([^()\s]+)\)=\s*$", re.M)
+NAME_OPTION = re.compile(r"^:name:\s*(\S+)\s*$", re.M)
+HIDDEN_OUTPUT = {"remove-cell", "remove-output"}
+
+
+def numref_targets(text: str) -> list[str]:
+    """The labels ``{numref}`label``` and ``{numref}`Fig. %s <label>``` refer to."""
+    return [m.group(1).rsplit("<", 1)[-1].rstrip(">").strip() if m.group(1).endswith(">")
+            else m.group(1).strip() for m in NUMREF.finditer(text)]
+
+
+def declared_labels(nb) -> dict[str, str]:
+    """label → what it names, for the targets a chapter declares: a section
+    (``(label)=`` above a heading), a directive with ``:name:`` in the prose (a figure or
+    table written in Markdown), a code cell's figure (mystnb ``figure.name`` on a cell whose
+    image is shown) and a table the book shows (a :func:`zfbook.display.table` output:
+    a MyST directive with ``:name:`` in a shown ``text/markdown`` output)."""
+    found = {}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found.update((m, "section") for m in SECTION_LABEL.findall(cell.source))
+            found.update((m, "directive") for m in NAME_OPTION.findall(cell.source))
+            continue
+        if cell.cell_type != "code" or tags(cell) & HIDDEN_OUTPUT:
+            continue
+        shown = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
+        figure = cell.metadata.get("mystnb", {}).get("figure", {}).get("name")
+        if figure and any(k.startswith("image/") for o in shown for k in o.get("data", {})):
+            found[figure] = "figure"
+        for o in shown:
+            found.update((m, "table") for m in NAME_OPTION.findall(
+                o.get("data", {}).get("text/markdown", "")))
+    return found
+
+
+BOOK_LABELS = {}
+for _path in NOTEBOOKS:
+    BOOK_LABELS.update(declared_labels(read(_path)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_numref_names_a_figure_a_shown_table_or_a_section(path):
+    """A {numref} to a table that is built but never shown (or to a figure or section that
+    is gone) renders as a broken reference in the book."""
+    bad = [f"{where(path, i, c)}: {target}" for i, c in enumerate(read(path).cells)
+           if c.cell_type == "markdown" for target in numref_targets(c.source)
+           if target not in BOOK_LABELS]
+    assert bad == [], "numref to no figure, shown table or section:\n" + "\n".join(bad)
+
+
+def test_numref_checks_find_labels_and_unshown_tables():
+    nb = nbformat.v4.new_notebook()
+    table_out = nbformat.v4.new_output("execute_result", data={
+        "text/markdown": ":::{table} A caption.\n:name: shown-table\n\n| a |\n|--|\n:::",
+        "text/plain": "a"}, execution_count=1)
+    figure = nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": "AAAA", "text/plain": "<Figure>"})])
+    figure.metadata["mystnb"] = {"figure": {"name": "a-figure", "caption": "c"}}
+    removed = nbformat.v4.new_code_cell("table(rows, header, name='removed')",
+                                        outputs=[table_out])
+    removed.metadata["tags"] = ["remove-output"]
+    nb.cells = [nbformat.v4.new_markdown_cell("(a-section)=\n## A section\n\nSee "
+                                              "{numref}`Table %s <shown-table>`."),
+                nbformat.v4.new_code_cell("table(rows, header)", outputs=[table_out]),
+                figure, removed,
+                nbformat.v4.new_code_cell("t = table(rows, header, name='built')")]
+    assert declared_labels(nb) == {"a-section": "section", "shown-table": "table",
+                                   "a-figure": "figure"}
+    assert numref_targets("{numref}`a-figure` and {numref}`Table %s <built>`") == [
+        "a-figure", "built"]
+
+
+SHOWN_BUILDERS = ("table", "paper_vs_ours")
+
+
+def dropped_tables(source: str, names=SHOWN_BUILDERS) -> list[int]:
+    """Lines of a code cell's ``source`` where ``table(...)`` or ``paper_vs_ours(...)``
+    (or ``display.table(...)``) is called as a statement that is not the cell's last
+    expression: Jupyter shows only a cell's last top-level expression (and not even that
+    when it ends with ``;``), so such a table is built and dropped."""
+    import ast
+    import io
+    import tokenize
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    code = TransformerManager().transform_cell(source)     # magics become plain calls
+    tree = ast.parse(code)
+    last = [t for t in tokenize.generate_tokens(io.StringIO(code).readline)
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
+                              tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)]
+    quiet = bool(last) and last[-1].string == ";"
+    shown = tree.body[-1] if tree.body and not quiet else None
+
+    def builds(node) -> bool:
+        f = node.value.func if isinstance(node.value, ast.Call) else None
+        return (isinstance(f, ast.Name) and f.id in names
+                or isinstance(f, ast.Attribute) and f.attr in names)
+
+    return sorted(node.lineno for node in ast.walk(tree)
+                  if isinstance(node, ast.Expr) and node is not shown and builds(node))
+
+
+def test_dropped_tables_finds_tables_that_are_not_the_last_value():
+    assert dropped_tables("table(rows, header)") == []
+    assert dropped_tables("x = 1\ntable(rows, header)\ny = 2") == [2]
+    assert dropped_tables("table(a, b)\npaper_vs_ours(rows, name='x')") == [1]
+    assert dropped_tables("%matplotlib inline\ntable(a, b)") == []
+    assert dropped_tables("display.table(a, b)\nprint('done')") == [1]
+    assert dropped_tables("for row in rows:\n    table([row], header)\n") == [2]
+    assert dropped_tables("if ok:\n    table(a, b)") == [2]      # not a top-level value
+    assert dropped_tables("table(a, b);") == [1]                  # ';' hides the last value
+    assert dropped_tables("table(a, b);  # quiet") == [1]
+    assert dropped_tables("table(a,\n      b)  # shown") == []
+    assert dropped_tables("t = table(a, b)\nx = 1\nt") == []     # kept, then shown
+    assert dropped_tables("display(table(a, b))\nx = 1") == []    # shown by display()
+    assert dropped_tables("tables(a)\nmy_table(b)\n1") == []     # other functions
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_table_is_built_and_dropped(path):
+    """A table(...) or paper_vs_ours(...) that is not its cell's last value is never shown:
+    make it the last value, or split the cell."""
+    bad = [f"{where(path, i, c)}: line {line}" for i, c in enumerate(read(path).cells)
+           if c.cell_type == "code" for line in dropped_tables(c.source)]
+    assert bad == [], "tables built and never shown:\n" + "\n".join(bad)
+
+
 def test_mathjax_is_vendored_as_recorded():
     import hashlib
     import json

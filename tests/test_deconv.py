@@ -71,8 +71,9 @@ def _unit(out, c, loc):
     return o[loc[0], loc[1]]
 
 
-def reference(model, images, module_name, features, locations=None):
-    """Modified-backward gradient × activation, one image at a time, by plain autograd."""
+def reference(model, images, module_name, features, locations=None, one=False):
+    """Modified-backward gradient × activation, one image at a time, by plain autograd
+    (``one``: the backward pass seeded with 1, the bare modified-backward gradient)."""
     m = _swap(model)
     outs = []
     h = m.get_submodule(module_name).register_forward_hook(lambda _m, _i, o: outs.append(o))
@@ -83,7 +84,8 @@ def reference(model, images, module_name, features, locations=None):
             x = images[i:i + 1].clone().requires_grad_(True)
             m(x)
             a = _unit(outs[0], features[i], None if locations is None else locations[i])
-            (g,) = torch.autograd.grad(a, x, grad_outputs=a.detach())
+            seed = torch.ones_like(a) if one else a.detach()
+            (g,) = torch.autograd.grad(a, x, grad_outputs=seed)
             res.append(g)
     finally:
         h.remove()
@@ -233,6 +235,38 @@ def test_negative_seed_keeps_its_sign():
     p = deconv.project(net, X_ODD[:1], "3", f, (y, x))
     assert rel(p, reference(net, X_ODD[:1], "3", [f], [(y, x)])) < 1e-5
     assert rel(p, captum_reference(net, X_ODD[:1], "3", [f], [(y, x)])) > 1e-2
+
+
+@pytest.mark.parametrize("layer", ["conv2", "conv5", "fc6", "fc8"])
+def test_seeded_with_one_is_divided_by_a_positive_activation(mini, mini_x, layer):
+    from zfbook.models import activations
+    with torch.no_grad():
+        act = activations(mini, mini_x, [layer])[layer]
+    strongest = act.reshape(*act.shape[:2], -1).amax(2)
+    feats, values = strongest.argmax(1).tolist(), strongest.amax(1)
+    assert (values > 0).all()
+    one = deconv.project(mini, mini_x, layer, feats, seed_with="one")
+    paper = deconv.project(mini, mini_x, layer, feats)
+    assert paper.abs().max() > 0
+    assert rel(one, paper / values[:, None, None, None]) < 1e-5
+
+
+def test_seeded_with_one_of_a_negative_logit_is_not_a_rescaling(mini, mini_x):
+    """A negative seed flips what the rectifications keep: seeded with 1, the picture is
+    the modified backward pass seeded with 1, not the activation's picture divided by it."""
+    with torch.no_grad():
+        logits = mini(mini_x)
+    classes = logits.argmin(1).tolist()
+    values = logits[range(len(classes)), classes]
+    assert (values < 0).all()
+    one = deconv.project(mini, mini_x, "fc8", classes, seed_with="one")
+    ref = reference(mini, mini_x, "classifier.fc8", classes, one=True)
+    assert ref.abs().max() > 0
+    assert rel(one, ref) < 1e-5
+    paper = deconv.project(mini, mini_x, "fc8", classes)
+    assert rel(one, paper / values[:, None, None, None]) > 1e-2
+    with pytest.raises(ValueError, match="seed_with 'value'; choices are: activation, one"):
+        deconv.project(mini, mini_x, "fc8", classes, seed_with="value")
 
 
 def test_library_gradient_agrees(mini, mini_x):

@@ -331,6 +331,33 @@ def test_in_mask_shares_on_a_model_that_only_sees_the_object():
         in_mask_shares(net, torch.stack([x, x]), [0], torch.stack([region, region]), patch, stride)
 
 
+def test_in_mask_shares_of_several_kinds_are_each_kinds_own(mini, spy):
+    """A tuple of kinds sweeps each image once and gives every kind what it gives alone."""
+    import zfbook.occlusion.statistics as statistics
+    g = torch.Generator().manual_seed(5)
+    x = torch.stack([_image(seed=s) for s in (3, 4, 5)])
+    masks = torch.rand(3, 112, 112, generator=g) < 0.3
+    labels = [1, 7, 10]
+    calls = spy(statistics, "occlusion_maps")
+    kinds = ("probability", "log_probability", "log_odds")
+    many, base = in_mask_shares(mini, x, labels, masks, 40, 24, kind=kinds)
+    assert len(calls) == 3 and list(many) == list(kinds)
+    for k in kinds:
+        alone, base_alone = in_mask_shares(mini, x, labels, masks, 40, 24, kind=k)
+        assert isinstance(alone, torch.Tensor)
+        torch.testing.assert_close(many[k], alone, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(base, base_alone, rtol=0, atol=0)
+    assert not many["probability"].isnan().any()
+    assert (many["probability"] != many["log_odds"]).all()       # the kinds do differ
+    pair, _ = in_mask_shares(mini, x[:1], labels[:1], masks[:1], 40, 24,
+                             kind=("log_odds", "probability"))
+    assert list(pair) == ["log_odds", "probability"]
+    for bad in ("logit", ("probability", "logit"), ()):
+        with pytest.raises(ValueError, match="kinds are: probability, log_probability, "
+                                             "log_odds"):
+            in_mask_shares(mini, x, labels, masks, 40, 24, kind=bad)
+
+
 def test_layer_none_skips_the_activity_map(mini):
     x = _image(seed=8)
     a = occlusion_maps(mini, x, 2, 40, 36, layer=None)

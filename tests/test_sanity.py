@@ -149,6 +149,71 @@ def test_spearman_against_numpy_ranks():
         assert sanity.similarity(a, b, measure) == pytest.approx(want, abs=1e-12)
 
 
+def test_ranks_are_scipys_average_ranks_with_ties():
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 4, size=(6, 5, 40)).astype(float)      # many ties per row
+    np.testing.assert_array_equal(sanity.ranks(ties), rankdata(ties, axis=-1))
+    floats = rng.normal(size=(3, 100))
+    floats[0, :10] = floats[0, 10]                               # a run of 11 equal values
+    floats[1, ::2] = -0.0                                        # -0 and 0 tie
+    floats[1, 1::4] = 0.0
+    np.testing.assert_array_equal(sanity.ranks(floats), rankdata(floats, axis=-1))
+    np.testing.assert_array_equal(sanity.ranks(np.full((2, 9), 3.0)), np.full((2, 9), 5.0))
+    holes = floats.copy()
+    holes[2, 7] = np.nan                                         # that row is all NaN
+    got = sanity.ranks(holes)
+    assert np.isnan(got[2]).all() and not np.isnan(got[:2]).any()
+    assert np.isnan(rankdata(holes[2])).all()
+
+
+def test_spearman_of_rows_is_scipys_spearmanr():
+    from scipy.stats import spearmanr
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 6, size=(30, 50)).astype(float)
+    b = a + rng.integers(0, 6, size=(30, 50))                     # correlated, with ties
+    want = [spearmanr(x, y).statistic for x, y in zip(a, b)]
+    np.testing.assert_allclose(sanity.spearman(a, b), want, rtol=0, atol=1e-12)
+    assert sanity.spearman(a[:1], -a[:1])[0] == pytest.approx(-1.0, abs=1e-12)
+    b[3] = 2.0                                                   # a constant row: undefined
+    assert np.isnan(sanity.spearman(a, b)[3]) and not np.isnan(np.delete(
+        sanity.spearman(a, b), 3)).any()
+
+
+def test_similarities_of_stacks_are_the_pairwise_similarities():
+    from scipy.stats import spearmanr
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(5, 3, 12, 12, generator=g).round(decimals=1)  # ties in the sums
+    b = a + torch.randn(5, 3, 12, 12, generator=g)
+    b[1] = a[1]                                                   # identical: exactly 1
+    b[2] = 0                                                      # silent: undefined
+    for measure in sanity.MEASURES:
+        got = sanity.similarities(a, b, measure)
+        assert got.shape == (5,) and got[1] == 1.0, measure
+        for i in range(5):
+            one = sanity.similarity(a[i], b[i], measure)
+            assert (np.isnan(got[i]) and np.isnan(one)) or got[i] == one, (measure, i)
+    for measure, f in (("spearman", lambda t: t.sum(0)),
+                       ("spearman_abs", lambda t: t.abs().sum(0))):
+        want = [spearmanr(f(a[i].double()).numpy().ravel(),
+                          f(b[i].double()).numpy().ravel()).statistic
+                for i in (0, 3, 4)]
+        np.testing.assert_allclose(sanity.similarities(a, b, measure)[[0, 3, 4]], want,
+                                   rtol=0, atol=1e-12)
+    assert np.isnan(sanity.similarities(a, b)[2])
+    # the null ranks each map once for all its pairs: 15 pairs of 6 maps, as scipy pairs them
+    c = torch.cat([a, b[:1]])
+    n = sanity.null({"gradient": c}, measures=("spearman",), how="all")
+    want = [spearmanr(c[i].double().sum(0).numpy().ravel(),
+                      c[j].double().sum(0).numpy().ravel()).statistic for i, j in n.pairs]
+    np.testing.assert_allclose(n.scores["gradient"]["spearman"], want, rtol=0, atol=1e-12)
+    # occlusion's maps have no colour axis; a list of maps is stacked
+    np.testing.assert_array_equal(sanity.similarities(list(a[:, 0]), list(b[:, 0])),
+                                  [sanity.similarity(a[i, 0], b[i, 0]) for i in range(5)])
+    with pytest.raises(ValueError, match="measures are: spearman_abs, spearman, ssim"):
+        sanity.similarities(a, b, "pearson")
+
+
 def test_measures_of_a_map_with_itself_and_constants():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(3, 20, 20, generator=g)
@@ -205,6 +270,9 @@ def test_seeded_randomisation_is_the_single_seed_runs_pooled(mini, images):
             for s in sanity.MEASURES:
                 np.testing.assert_array_equal(many.scores[m][s][:, j], one.scores[m][s][rows])
     assert sanity.null(many).n == 2                     # the trained maps, kept once
+    tested = sanity.against_null(many, sanity.null(many), "ssim")
+    assert [(r.method, r.step) for r in tested.rows] == [
+        (m, s) for m in kw["methods"] for s in many.labels[1:]]
     v = many.scores["gradient"]["spearman_abs"]                      # (steps, seeds, images)
     assert v.shape == (4, 3, 2) and (v[0] == 1.0).all()
     assert not np.array_equal(v[-1, 0], v[-1, 1])       # other seeds, other random weights
@@ -376,3 +444,110 @@ def test_intervals_over_images_and_against_the_null():
         (v[1][keep] - null_per_image[keep]).mean())
     with pytest.raises(ValueError, match="one similarity per image"):
         n.paired(v[1][:3], "gradient")
+
+
+# ------------------------------------------------------------------ every step against the null
+def _holm(p):
+    """Holm's adjusted p-values, written out: the k-th smallest of m times (m − k + 1),
+    never below an earlier one, at most 1."""
+    order = np.argsort(p)
+    adjusted, running = np.empty(len(p)), 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def test_against_null_finds_what_was_built_in():
+    from scipy import stats as st
+    rng = np.random.default_rng(0)
+    n = 10
+    null = sanity.Null(sanity.unrelated_pairs(n, seed=0), n,
+                       {m: {"spearman_abs": rng.uniform(0.1, 0.3, n)}
+                        for m in ("gradient", "deconvnet")})
+    base = {m: null.per_image(m) for m in null.scores}
+    noise = rng.normal(0, 0.05, n)
+    even = np.repeat(rng.uniform(0.01, 0.05, n // 2), 2) * np.tile([1, -1], n // 2)
+    scores = {"gradient": np.stack([np.ones(n), base["gradient"] + 0.5 + noise,
+                                    base["gradient"] + even]),          # mean difference 0
+              "deconvnet": np.stack([np.ones(n), base["deconvnet"] - 0.3 + noise,
+                                     base["deconvnet"] + 0.2 - noise])}
+    scores["deconvnet"][2, 3] = np.nan                                  # left out: n = 9
+    r = sanity.Randomisation("cascading", "fc8", [(), ("fc8",), ("fc8", "fc7")], [0] * n,
+                             {m: [] for m in scores},
+                             {m: {"spearman_abs": v} for m, v in scores.items()})
+    got = sanity.against_null(r, null)
+    assert [(row.method, row.step) for row in got.rows] == [
+        ("gradient", "fc8"), ("gradient", "fc8…fc7"), ("deconvnet", "fc8"),
+        ("deconvnet", "fc8…fc7")]                                       # step 0 is not tested
+    refs = []
+    for row in got.rows:
+        a, b = scores[row.method][row.step.count("fc")], base[row.method]
+        ok = ~np.isnan(a)
+        ref = st.ttest_rel(a[ok], b[ok])
+        refs.append(ref.pvalue)
+        ci = ref.confidence_interval(0.95)
+        assert row.n == ok.sum() and row.test.p == pytest.approx(ref.pvalue, rel=1e-9)
+        assert (row.test.low, row.test.high) == pytest.approx((ci.low, ci.high))
+        assert (row.similarity, row.null) == pytest.approx((a[ok].mean(), b[ok].mean()))
+    np.testing.assert_allclose([row.p_holm for row in got.rows], _holm(np.array(refs)))
+    assert [row.verdict for row in got.rows] == [
+        "above the null", "not distinguished", "below the null", "above the null"]
+    assert got.row("gradient", "fc8…fc7").test.p == pytest.approx(1.0)
+    shown = got.table(name="sanity-against-null")
+    assert len(shown.rows) == 4 and shown.header[-2:] == ["p (Holm)", "verdict"]
+    assert shown.rows[2][:3] == ["deconvnet", "fc8", "10"] and "Holm" in shown.caption
+    assert ":name: sanity-against-null" in shown._repr_markdown_()
+    # a level of 90%: narrower intervals, the same tests
+    narrow = sanity.against_null(r, null, level=0.9).row("gradient", "fc8").test
+    assert narrow.high - narrow.low < got.row("gradient", "fc8").test.high - \
+        got.row("gradient", "fc8").test.low
+
+
+def test_against_null_of_seeds_and_of_plain_arrays():
+    from scipy import stats as st
+    rng = np.random.default_rng(1)
+    n = 6
+    null = sanity.Null(sanity.unrelated_pairs(n, "all"), n,
+                       {"occlusion": {"ssim": rng.uniform(0.2, 0.4, 15)}})
+    base = null.per_image("occlusion", "ssim")
+    x = base + rng.normal(0.1, 0.1, n)
+    spread = rng.uniform(0, 0.2, n)
+    seeded = np.stack([np.ones((2, n)), np.stack([x - spread, x + spread])])  # steps, seeds, images
+    many = sanity.SeededRandomisation("independent", "fc8", [(), ("conv1",)], (0, 1), [0] * n,
+                                      {}, {"occlusion": {"ssim": seeded}})
+    row, = sanity.against_null(many, null, "ssim").rows
+    assert row.step == "conv1"
+    assert row.test.p == pytest.approx(st.ttest_rel(x, base).pvalue, rel=1e-9)  # seeds' mean
+    assert row.p_holm == pytest.approx(row.test.p)                       # a family of one
+    # a mapping method → (steps, images); a step identical to the null has no test and
+    # stays out of Holm's family
+    plain = {"occlusion": np.stack([base, x])}
+    same, other = sanity.against_null(plain, null, "ssim").rows
+    assert (same.step, other.step) == ("step 0", "step 1")
+    assert np.isnan(same.test.p) and np.isnan(same.p_holm) and not same.rejected
+    assert same.verdict == "not distinguished"
+    assert other.p_holm == pytest.approx(other.test.p)
+    picked = sanity.against_null(plain, null, "ssim", labels=["a", "b"], steps=[1])
+    assert [row.step for row in picked.rows] == ["b"]
+    shown = sanity.against_null(plain, null, "ssim").table()
+    assert shown.rows[0][5:] == ["+0.00 [+0.00, +0.00]", "–", "not distinguished"]
+
+
+def test_against_null_refusals():
+    n = 4
+    null = sanity.Null(sanity.unrelated_pairs(n), n,
+                       {"gradient": {"spearman_abs": np.linspace(0.1, 0.4, n)}})
+    ok = {"gradient": np.ones((2, n))}
+    with pytest.raises(ValueError, match="null holds no 'spearman_abs' for method 'occlusion'"):
+        sanity.against_null({**ok, "occlusion": np.ones((2, n))}, null)
+    with pytest.raises(ValueError, match="measures are: spearman_abs, spearman, ssim"):
+        sanity.against_null(ok, null, "pearson")
+    with pytest.raises(ValueError, match="steps must be between 0 and 1"):
+        sanity.against_null(ok, null, steps=[2])
+    with pytest.raises(ValueError, match="3 images, the null 4"):
+        sanity.against_null({"gradient": np.ones((2, 3))}, null)
+    with pytest.raises(TypeError, match="Randomisation, a SeededRandomisation or a mapping"):
+        sanity.against_null(np.ones((2, n)), null)
+    with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
+        sanity.against_null(ok, null, level=95)

@@ -17,6 +17,9 @@ activation with respect to the input when ReLU's backward is replaced by ReLU of
 incoming gradient (what Captum calls ``Deconvolution``), with the backward pass seeded with
 the activation's value. For the non-negative activations of rectified layers that is the
 value times the gradient (:func:`gradient` computes it with autograd).
+``project(..., seed_with="one")`` seeds the down pass with 1 instead, as gradient methods
+are seeded: the same picture divided by the activation where it is positive, and the one
+to use for a logit, which may be negative (the sanity chapter's deconvnet of a class).
 
 Any model works whose path from the input to ``layer`` is a chain of ``nn.Conv2d``,
 ``nn.ReLU``, ``nn.MaxPool2d``, ``nn.LocalResponseNorm``, ``nn.Dropout``, ``nn.Flatten``/
@@ -34,7 +37,7 @@ from __future__ import annotations
 from .backward import gradient, pass_norm
 from .field import crop, receptive_field
 from .links import Link, RefusedError, chain
-from .projection import Step, project, steps, switches, unpool
+from .projection import SEEDS, Step, project, steps, switches, unpool
 
-__all__ = ["project", "gradient", "pass_norm", "receptive_field", "crop", "switches", "unpool", "steps", "Step",
+__all__ = ["project", "SEEDS", "gradient", "pass_norm", "receptive_field", "crop", "switches", "unpool", "steps", "Step",
            "chain", "Link", "RefusedError"]

@@ -160,14 +160,17 @@ def _down(win: _Window, l: Link, size, switches: torch.Tensor | None, img: torch
     raise AssertionError(k)
 
 
-def _seed(out: torch.Tensor, img, feat, loc) -> tuple[_Window, torch.Tensor]:
-    """Keep one activation per seed (the strongest of its map, or the one at ``loc``)."""
+def _seed(out: torch.Tensor, img, feat, loc, seed_with: str = "activation"
+          ) -> tuple[_Window, torch.Tensor]:
+    """Keep one activation per seed (the strongest of its map, or the one at ``loc``), or
+    1 in its place (``seed_with="one"``)."""
     s = img.shape[0]
     ar = torch.arange(s, device=out.device)
+    one = seed_with == "one"
     if out.dim() == 2:
         v = out[img, feat]
         sig = out.new_zeros(s, out.shape[1])
-        sig[ar, feat] = v
+        sig[ar, feat] = torch.ones_like(v) if one else v
         zero = torch.zeros(s, dtype=torch.long, device=out.device)
         return _Window(sig, (zero, zero), (zero, zero), (1, 1)), v
     maps = out[img, feat]  # (S, H, W)
@@ -178,12 +181,13 @@ def _seed(out: torch.Tensor, img, feat, loc) -> tuple[_Window, torch.Tensor]:
         y, x = loc[:, 0], loc[:, 1]
     v = maps[ar, y, x]
     sig = out.new_zeros(s, out.shape[1], 1, 1)
-    sig[ar, feat, 0, 0] = v
+    sig[ar, feat, 0, 0] = torch.ones_like(v) if one else v
     return _Window(sig, (y, x), (y, x), (1, 1)), v
 
 
-def _run_down(links, rec: _Record, img, feat, loc, crop: bool, record=None) -> torch.Tensor:
-    win, _ = _seed(rec.out, img, feat, loc)
+def _run_down(links, rec: _Record, img, feat, loc, crop: bool, record=None,
+              seed_with: str = "activation") -> torch.Tensor:
+    win, _ = _seed(rec.out, img, feat, loc, seed_with)
     if not crop and win.sig.dim() == 4:
         win = _Window(_place(win.sig, -win.org[0], -win.org[1], *rec.out.shape[-2:]),
                       tuple(torch.zeros_like(o) for o in win.org), win.top, win.ext)
@@ -198,6 +202,10 @@ def _run_down(links, rec: _Record, img, feat, loc, crop: bool, record=None) -> t
 
 
 # ------------------------------------------------------------------ the public API
+#: what a projection's down pass is seeded with (:func:`project`'s ``seed_with``)
+SEEDS = ("activation", "one")
+
+
 def _check_seeds(rec: _Record, layer, feat, loc):
     n_maps = rec.out.shape[1]
     if len(feat) and (feat.min() < 0 or feat.max() >= n_maps):
@@ -271,7 +279,8 @@ def _seeds(n: int, feature, location, index):
 
 @torch.no_grad()
 def project(model: nn.Module, images: torch.Tensor, layer: str, feature, location=None, *,
-            index=None, crop: bool = True, batch_size: int = 64) -> torch.Tensor:
+            index=None, crop: bool = True, batch_size: int = 64,
+            seed_with: str = "activation") -> torch.Tensor:
     """Project activations of ``layer`` back to pixel space with the deconvnet (Fig. 1).
 
     Args:
@@ -291,11 +300,19 @@ def project(model: nn.Module, images: torch.Tensor, layer: str, feature, locatio
             images share one forward pass.
         crop: run each down pass only over its activation's receptive field (same result).
         batch_size: how many down passes run at once.
+        seed_with: ``"activation"`` (the paper's choice, Section 2.1): the kept activation
+            goes down with its value; ``"one"``: it goes down as 1, whatever its value (the
+            backward pass seeded with 1, as gradient methods are). For a positive
+            activation ``a`` the ``"one"`` picture is the ``"activation"`` picture divided
+            by ``a``; for a negative one (a logit, or a conv output before its ReLU) it is
+            not a rescaling, as the rectifications on the way down keep the other half.
 
-    Each projection is seeded with the activation's value: for rectified layers it equals
-    that value times the modified-backward gradient (ReLU's backward replaced by ReLU of the
-    gradient) on paths without contrast normalisation; see :func:`gradient`.
+    Seeded with the activation's value, a projection of a rectified layer equals that value
+    times the modified-backward gradient (ReLU's backward replaced by ReLU of the gradient)
+    on paths without contrast normalisation; see :func:`gradient`.
     """
+    if seed_with not in SEEDS:
+        raise ValueError(f"unknown seed_with {seed_with!r}; choices are: {', '.join(SEEDS)}")
     if images.dim() != 4:
         raise ValueError(f"images must be a batch (N, C, H, W), got shape {tuple(images.shape)}; "
                          "add a batch axis with images[None]")
@@ -313,7 +330,8 @@ def project(model: nn.Module, images: torch.Tensor, layer: str, feature, locatio
         p_loc = None if loc is None else loc[part]
         _check_seeds(rec, layer, feat[part], p_loc)
         result[part.to(dev)] = _run_down(links, rec, inv.to(dev), feat[part].to(dev),
-                                         None if p_loc is None else p_loc.to(dev), crop)
+                                         None if p_loc is None else p_loc.to(dev), crop,
+                                         seed_with=seed_with)
     return result.view(*lead, *images.shape[1:])
 
 

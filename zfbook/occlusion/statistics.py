@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .sweep import OcclusionMaps, occlusion_maps
+from .sweep import KINDS, OcclusionMaps, occlusion_maps
 
 
 # ---------------------------------------------------------------- maps in pixel space
@@ -68,24 +68,35 @@ def mask_share_baseline(maps: OcclusionMaps, mask: torch.Tensor) -> float:
 
 
 def in_mask_shares(model: nn.Module, images: torch.Tensor, labels, masks: torch.Tensor,
-                   patch: int, stride: int, fill=None,
-                   kind: str = "probability") -> tuple[torch.Tensor, torch.Tensor]:
+                   patch: int, stride: int, fill=None, kind: str | tuple = "probability"
+                   ) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
     """:func:`in_mask_share` and :func:`mask_share_baseline` for each of many images.
 
     ``images`` (N, C, H, W) are preprocessed, ``labels`` (N,) their true classes (the
-    target), ``masks`` (N, H, W) their object masks in the same coordinates. Returns two
-    (N,) float64 tensors; an image whose P(true) never drops gets NaN (use ``nanmean``);
-    fewer do with ``kind="log_odds"``.
+    target), ``masks`` (N, H, W) their object masks in the same coordinates. Returns
+    ``(shares, baselines)``, two (N,) float64 tensors; an image whose P(true) never drops
+    gets NaN (use ``nanmean``); fewer do with ``kind="log_odds"``.
+
+    ``kind`` may be a tuple of kinds (e.g. ``("probability", "log_odds")``): each image is
+    swept once for all of them, and ``shares`` is a dict kind → (N,) shares, each equal to
+    what ``kind=`` that kind alone gives.
     """
+    kinds = tuple(dict.fromkeys(kind)) if isinstance(kind, (tuple, list)) else (kind,)
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise ValueError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)} "
+                         "(one, or a tuple of them)")
     labels = torch.as_tensor(labels).reshape(-1)
     if not len(images) == len(labels) == len(masks):
         raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(masks)} masks")
-    shares, baselines = [], []
+    shares, baselines = {k: [] for k in kinds}, []
     for x, label, mask in zip(images, labels.tolist(), masks):
         maps = occlusion_maps(model, x, int(label), patch, stride, fill, layer=None)
-        shares.append(in_mask_share(maps, mask, kind))
+        for k in kinds:
+            shares[k].append(in_mask_share(maps, mask, k))
         baselines.append(mask_share_baseline(maps, mask))
-    return (torch.tensor(shares, dtype=torch.float64), torch.tensor(baselines, dtype=torch.float64))
+    shares = {k: torch.tensor(v, dtype=torch.float64) for k, v in shares.items()}
+    return (shares[kind] if isinstance(kind, str) else shares,
+            torch.tensor(baselines, dtype=torch.float64))
 
 
 def _check_mask(mask, shape) -> torch.Tensor:

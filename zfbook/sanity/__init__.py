@@ -31,9 +31,8 @@ Captum is imported when a Captum method is first used (an ``ImportError`` names
   Backprop differentiate it (a backward pass seeded with 1). The deconvnet projects it
   from fc8 seeded with **1** rather than with the logit's value: a randomised network's
   logit may be negative, and a negative seed would flip what the deconvnet's
-  rectifications keep. It is computed by :func:`zfbook.deconv.project` on a copy whose
-  fc8 bias makes the logit exactly 1 (the deconvnet adds no biases on the way down, so
-  only the seed changes). Occlusion: per pixel, the mean drop of the logit over the
+  rectifications keep: :func:`zfbook.deconv.project` with ``seed_with="one"``, all
+  images in one batch. Occlusion: per pixel, the mean drop of the logit over the
   squares covering it (:func:`zfbook.occlusion.pixel_average`).
 * ``target="conv5"`` — one conv5 feature map (by default the trained network's most
   active one for the image). Deconvnet, gradient and Guided Backprop explain the map's
@@ -54,11 +53,13 @@ identical results.
 
 **Similarity** (:func:`similarity`) between the trained network's map and a randomised
 one, per image: ``spearman_abs`` (Spearman rank correlation of the absolute maps, summed
-over colour channels, SciPy), ``spearman`` (the same without the absolute value, Adebayo
-et al.'s second variant) and ``ssim`` (scikit-image's structural similarity of the
-absolute maps, each scaled to [0, 1] by its maximum). A map compared with itself gives
-exactly 1 on all three (identical maps are recognised before the floating-point
-computation, which can round Spearman's 1 to 1 − 2⁻⁵²).
+over colour channels), ``spearman`` (the same without the absolute value, Adebayo et
+al.'s second variant) and ``ssim`` (scikit-image's structural similarity of the absolute
+maps, each scaled to [0, 1] by its maximum). A map compared with itself gives exactly 1
+on all three (identical maps are recognised before the floating-point computation, which
+can round Spearman's 1 to 1 − 2⁻⁵²). :func:`similarities` compares many pairs at once:
+:func:`ranks` ranks a whole stack of maps in one sort (average ranks for ties, as
+``scipy.stats.rankdata``) and :func:`spearman` correlates the ranks row by row.
 
 **Power** (Adebayo et al. 2018 use one random draw per layer; we repeat it).
 :func:`seeded_randomisation` re-draws the random weights with several seeds (any subset
@@ -67,7 +68,9 @@ image; each image's mean over the seeds is one value of the Student-t interval o
 images (``interval``, :mod:`zfbook.stats`). :func:`null` sets the level of "nothing in
 common": the similarity between the trained network's maps of two *unrelated* images (a
 seeded derangement of the images, or all pairs), which is not 0 when maps share a centre
-bias; ``Null.paired`` tests a step against it, image by image. :func:`data_randomisation` is
+bias; ``Null.paired`` tests a step against it, image by image, and :func:`against_null`
+every method at every step (the paired t-test, Holm-corrected over methods × steps), as a
+table. :func:`data_randomisation` is
 the paper's second test (Section 4): the maps of a network trained on *shuffled labels*
 against the trained network's.
 
@@ -87,15 +90,18 @@ from __future__ import annotations
 
 from .labels import SHUFFLED, data_randomisation
 from .methods import METHODS, TARGETS, explain, top_classes, top_features
-from .null import PAIRINGS, Null, null, unrelated_pairs
+from .null import PAIRINGS, AgainstNull, Null, NullTest, against_null, null, unrelated_pairs
 from .reconstruction import edge_correlation, edge_map
 from .selectivity import selectivity
-from .similarity import MEASURES, _view, similarity  # _view: zfbook.plot.sanity draws with it
+from .similarity import (MEASURES, _view,  # _view: zfbook.plot.sanity draws with it
+                         ranks, similarities, similarity, spearman)
 from .weights import (Randomisation, SeededRandomisation, cascading_steps, independent_steps,
                       randomisation, randomize, seeded_randomisation, step_label)
 
 __all__ = ["METHODS", "TARGETS", "MEASURES", "explain", "randomize", "cascading_steps",
-           "independent_steps", "step_label", "similarity", "Randomisation", "randomisation",
+           "independent_steps", "step_label", "similarity", "similarities", "ranks",
+           "spearman", "Randomisation", "randomisation",
            "selectivity", "edge_map", "edge_correlation", "top_classes", "top_features",
            "SeededRandomisation", "seeded_randomisation", "PAIRINGS", "Null", "null",
+           "against_null", "AgainstNull", "NullTest",
            "unrelated_pairs", "SHUFFLED", "data_randomisation"]

@@ -5,7 +5,6 @@ at fc8 or one conv5 feature map; see :mod:`zfbook.sanity` for the exact semantic
 """
 from __future__ import annotations
 
-import copy
 import warnings
 
 import torch
@@ -71,19 +70,7 @@ def _captum(name: str):
 def _deconvnet(model, images, target, which):
     if target == "conv5":
         return deconv.project(model, images, "conv5", which, _strongest(model, images, which))
-    net = copy.deepcopy(model)
-    bias = net.classifier.fc8.bias
-    with torch.no_grad():
-        logits = net(images)
-    out = []
-    for i, c in enumerate(which):
-        with torch.no_grad():   # the logit becomes 1: the down pass is seeded with 1
-            saved = bias[c].clone()
-            bias[c] += 1.0 - logits[i, c]
-        out.append(deconv.project(net, images[i:i + 1], "fc8", c)[0])
-        with torch.no_grad():
-            bias[c] = saved
-    return torch.stack(out)
+    return deconv.project(model, images, "fc8", which, seed_with="one")  # a logit may be < 0
 
 
 def _backprop(model, images, target, which, guided: bool):

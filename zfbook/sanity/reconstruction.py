@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .similarity import _view
+from .similarity import _stack, _views, spearman
 
 
 def edge_map(image: torch.Tensor) -> np.ndarray:
@@ -19,14 +19,8 @@ def edge_correlation(maps, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray
     """Per image, Spearman between |map| and the image's :func:`edge_map` (how much of the
     image the map reconstructs, Nie et al.), and the same with the *next* image's edges
     (image i against i + 1, cyclically): what layout alone gives. Two (N,) arrays."""
-    from scipy.stats import spearmanr
-    edges = [edge_map(x).ravel() for x in images]
-    n = len(images)
-    if n < 2:
+    if len(images) < 2:
         raise ValueError("edge_correlation needs at least two images (one is the control)")
-    own, other = [], []
-    for i in range(n):
-        v = _view(maps[i], True).ravel()
-        own.append(spearmanr(v, edges[i]).statistic)
-        other.append(spearmanr(v, edges[(i + 1) % n]).statistic)
-    return np.array(own, dtype=float), np.array(other, dtype=float)
+    edges = np.stack([edge_map(x).ravel() for x in images])
+    views = _views(_stack(maps), True)
+    return spearman(views, edges), spearman(views, np.roll(edges, -1, axis=0))

@@ -8,19 +8,16 @@ from torch import nn
 
 from .methods import (METHODS, TARGETS, _check, _check_model, _occlusion_drops, explain,
                       top_features)
-from .similarity import _view
+from .similarity import _stack, _views, ranks
 
 
 def _pairwise(maps) -> float:
     """Mean Spearman (absolute maps) over all pairs of distinct maps, NaN pairs skipped.
 
-    Each map is ranked once (``scipy.stats.rankdata``, average ranks for ties) and the
-    Pearson correlations of the ranks are Spearman's coefficients (what ``spearmanr``
-    computes pair by pair)."""
-    from scipy.stats import rankdata
-    ranks = np.stack([rankdata(_view(m, True).ravel()) for m in maps])
+    Every map is ranked once (:func:`~zfbook.sanity.similarity.ranks`, average ranks for
+    ties) and the Pearson correlations of the ranks are Spearman's coefficients."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.corrcoef(ranks)
+        r = np.corrcoef(ranks(_views(_stack(maps), True)))
     vals = r[np.triu_indices(len(maps), 1)]
     return float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..models import LAYERS, ConvNet
 from .methods import METHODS, _check, _check_model, explain, top_classes, top_features
-from .similarity import MEASURES, similarity
+from .similarity import MEASURES, similarities
 
 
 def _param_module(model: ConvNet, layer: str) -> nn.Module:
@@ -148,9 +148,7 @@ def _explain_all(net, images, methods, target, which, patch, stride, seconds) ->
 
 def _compare(reference: dict, maps: dict, measures) -> dict:
     """``[method][measure]``: (images,) similarity of each image's map to its reference."""
-    return {m: {s: np.array([similarity(reference[m][i], maps[m][i], s)
-                             for i in range(len(maps[m]))]) for s in measures}
-            for m in maps}
+    return {m: {s: similarities(reference[m], maps[m], s) for s in measures} for m in maps}
 
 
 def _check_run(model, methods, measures) -> None:
