@@ -351,3 +351,70 @@ def test_the_parts_world_has_its_own_recipe():
     d = train.Config(preset="zfnet-mini:no-fc7", dataset="parts", epochs=3)   # a Table 3 variant: its preset's
     assert d.epochs == 3 and d.conv1_weight_decay == train.PARTS_RECIPE["conv1_weight_decay"]
     assert train.Config(preset="zfnet-mini").conv1_weight_decay == 5e-4
+
+
+# -------------------------------------------------------------- the data-randomisation network's options
+class Items(torch.utils.data.Dataset):
+    """A dataset of (image, label) items, as a real one (module level: picklable). Item i's
+    image is the number i, so a view's items say which images it kept."""
+    classes = ["a", "b", "c"]
+
+    def __init__(self, labels):
+        self.labels = torch.as_tensor(labels)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return torch.full((1,), float(i)), int(self.labels[i])
+
+
+def first_per_class(labels, n):
+    """The independent reference of loaders.per_class: indices, in order, of each class's first n."""
+    seen, kept = {}, []
+    for i, c in enumerate(labels):
+        seen[c] = seen.get(c, 0) + 1
+        if seen[c] <= n:
+            kept.append(i)
+    return kept
+
+
+def test_per_class_keeps_the_first_n_images_of_each_class_in_order():
+    from zfbook.loaders import per_class
+    labels = [2, 0, 0, 1, 2, 2, 0, 1, 2, 0, 2]   # class 1 has only two images
+    images = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()
+    masks = torch.arange(len(labels)).view(-1, 1) * torch.ones(1, 5)
+    mem = SimpleNamespace(images=images, labels=torch.tensor(labels), masks=masks, classes=["a", "b", "c"])
+    for n in (1, 3, 99):
+        want = first_per_class(labels, n)
+        kept = per_class(mem, n)
+        assert kept.images[:, 0, 0, 0].tolist() == want and kept.masks[:, 0].tolist() == want
+        assert kept.labels.tolist() == [labels[i] for i in want] and kept.classes == ["a", "b", "c"]
+        wrapped = per_class(Items(labels), n)
+        assert [int(wrapped[i][0]) for i in range(len(wrapped))] == want
+        assert wrapped.labels.tolist() == [labels[i] for i in want] and wrapped.classes == ["a", "b", "c"]
+    assert torch.equal(mem.images[:, 0, 0, 0], torch.arange(len(labels), dtype=torch.uint8))  # input unchanged
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"train_per_class \(--train-per-class\) must be an integer ≥ 1"):
+            per_class(mem, bad)
+
+
+def test_views_compose_and_pickle():
+    """per_class then shuffle_labels: the kept images, with a permutation of their labels; a
+    view of a view wraps the dataset itself; a view survives pickling (DataLoader workers)."""
+    import pickle
+    from zfbook.loaders import _View, per_class, shuffle_labels
+    labels = torch.arange(30) % 3
+    both = shuffle_labels(per_class(Items(labels), 4), 7)
+    assert type(both) is _View and type(both.dataset) is Items
+    want = first_per_class(labels.tolist(), 4)
+    assert [int(both[i][0]) for i in range(len(both))] == want
+    assert sorted(both.labels.tolist()) == sorted(labels[want].tolist())
+    assert both.labels.tolist() != labels[want].tolist()
+    # the in-memory path gives the same labels
+    mem = SimpleNamespace(images=torch.zeros(30, 3, 2, 2, dtype=torch.uint8), labels=labels, classes=Items.classes)
+    assert torch.equal(shuffle_labels(per_class(mem, 4), 7).labels, both.labels)
+    back = pickle.loads(pickle.dumps(both))
+    assert [(float(back[i][0]), int(back[i][1])) for i in range(len(back))] == \
+        [(float(both[i][0]), int(both[i][1])) for i in range(len(both))]
+    assert back.classes == Items.classes
