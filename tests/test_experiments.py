@@ -34,6 +34,12 @@ def test_names_show_only_what_differs_from_the_recipe():
         experiments.Spec("zfnet-tiny", 0).config()
 
 
+def test_the_data_randomisation_options_name_a_run():
+    assert experiments.run_name("zfnet-mini", {"dropout": 0.0, "train_per_class": 10, "augment": False}) == \
+        "zfnet-mini-dropout0-trainperclass10-augmentoff"
+    assert experiments.run_name("zfnet-mini", {"dropout": 0.5, "augment": True}) == "zfnet-mini"
+
+
 def test_records_skip_and_reproduce(tmp_path):
     data = tiny()
     specs = experiments.grid(["zfnet-mini", "alexnet-mini"], [0, 1], **dict(OVR, epochs=1))

@@ -418,3 +418,90 @@ def test_views_compose_and_pickle():
     assert [(float(back[i][0]), int(back[i][1])) for i in range(len(back))] == \
         [(float(both[i][0]), int(both[i][1])) for i in range(len(both))]
     assert back.classes == Items.classes
+
+
+def test_train_per_class_trains_on_the_first_n_of_each_class(tmp_path):
+    data, val = tiny_data()
+    hist = train.train(cfg(epochs=1, train_per_class=5, snapshots=()), tmp_path, data=(data, val), progress=False)
+    ck = checkpoint.load_checkpoint(tmp_path / "last.pt")
+    assert ck["config"]["train_per_class"] == 5 and ck["data"]["n"] == 15
+    assert ck["data"]["sha256"] == __import__("hashlib").sha256(
+        data.labels[first_per_class(data.labels.tolist(), 5)].numpy().tobytes()).hexdigest()
+    assert torch.allclose(ck["mean"], data.images[:15].double().mean(0).float(), atol=1e-4)  # 5 a class
+    assert len(hist) == 1
+    with pytest.raises(Exception, match="train_per_class 5 in the checkpoint, None now"):
+        train.train(cfg(epochs=2), tmp_path, data=(data, val), progress=False, resume=True)
+
+
+def built_models(monkeypatch):
+    """The models train() builds, and for each the inputs of its training-mode forward passes."""
+    built, real = [], zfbook.models.build
+
+    def build(*a, **k):
+        model = real(*a, **k)
+        model.inputs = []
+        model.register_forward_pre_hook(lambda m, args: m.inputs.append(args[0].detach().clone())
+                                        if m.training else None)
+        built.append(model)
+        return model
+    monkeypatch.setattr(zfbook.models, "build", build)
+    return built
+
+
+def test_dropout_is_the_models_and_the_checkpoints(tmp_path, monkeypatch):
+    built = built_models(monkeypatch)
+    data = tiny_data()
+    train.train(cfg(epochs=1, dropout=0.2, snapshots=()), tmp_path / "a", data=data, progress=False,
+                stop_after_steps=1)
+    train.train(cfg(epochs=1, snapshots=()), tmp_path / "b", data=data, progress=False, stop_after_steps=1)
+    ps = lambda m: [m.classifier.drop6.p, m.classifier.drop7.p]
+    assert ps(built[0]) == [0.2, 0.2] and ps(built[1]) == [0.5, 0.5]   # default: the paper's
+    monkeypatch.undo()
+    train.train(cfg(epochs=1, dropout=0.0, snapshots=()), tmp_path / "c", data=data, progress=False)
+    ck = checkpoint.load_checkpoint(tmp_path / "c" / "last.pt")
+    assert ck["config"]["dropout"] == 0.0 and ps(checkpoint.model_from_checkpoint(ck)) == [0.0, 0.0]
+    for bad in (1.0, -0.1, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match=r"dropout \(--dropout\) must be a finite number ≥ 0 and < 1"):
+            cfg(dropout=bad)
+
+
+def test_no_augment_trains_on_the_centre_crop_every_epoch(tmp_path, monkeypatch):
+    """Without augmentation every training input is the image's centre crop, the same in every
+    epoch (an independent reference: the mean-subtracted pixels 8…120, scaled by 1/64); with
+    it, the inputs are other crops and flips."""
+    data, val = tiny_data(n=12)
+    mean = (data.images.double().sum(0) / 12).float()
+    ref = ((data.images[..., 8:120, 8:120].float() - mean[:, 8:120, 8:120]) * (1 / 64)).flatten(1)
+
+    def nearest(x):   # for each input, the distance to the nearest centre crop, and which
+        d = torch.cdist(x.flatten(1).double(), ref.double())
+        return d.min(1)
+    built = built_models(monkeypatch)
+    train.train(cfg(epochs=2, batch_size=12, augment=False, snapshots=()), tmp_path / "off", data=(data, val),
+                progress=False)
+    train.train(cfg(epochs=2, batch_size=12, snapshots=()), tmp_path / "on", data=(data, val), progress=False)
+    off, on = built
+    assert len(off.inputs) == len(on.inputs) == 2
+    for x in off.inputs:
+        dist, which = nearest(x)
+        assert dist.max() < 1e-4 and sorted(which.tolist()) == list(range(12))
+    assert all(nearest(x)[0].max() > 1 for x in on.inputs)
+    assert checkpoint.load_checkpoint(tmp_path / "off" / "last.pt")["config"]["augment"] is False
+    with pytest.raises(ValueError, match=r"augment \(--no-augment\) must be True or False"):
+        cfg(augment="no")
+    with pytest.raises(Exception, match="augment False in the checkpoint, True now"):
+        train.train(cfg(epochs=3, batch_size=12), tmp_path / "off", data=(data, val), progress=False, resume=True)
+
+
+def test_cli_passes_the_new_options_to_the_config(tmp_path, monkeypatch, capsys):
+    import zfbook.cli.train as verb
+    seen = []
+    monkeypatch.setattr(verb, "train", lambda c, out, **k: seen.append(c) or [])
+    assert main(["train", "--out", str(tmp_path / "o"), "--dropout", "0.25", "--no-augment",
+                 "--train-per-class", "7"]) == 0
+    assert (seen[0].dropout, seen[0].augment, seen[0].train_per_class) == (0.25, False, 7)
+    assert main(["train", "--out", str(tmp_path / "o")]) == 0
+    assert (seen[1].dropout, seen[1].augment, seen[1].train_per_class) == (0.5, True, None)
+    for flag, value in (("--dropout", "1"), ("--train-per-class", "0")):
+        assert main(["train", "--out", str(tmp_path / "o"), flag, value]) == 2
+        assert f"({flag})" in capsys.readouterr().err

@@ -60,10 +60,10 @@ RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
 MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "conv1_weight_decay", "dropout",
                 "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset", "stop_patience",
-                "labels")
+                "labels", "train_per_class", "augment")
 #: the order in which overrides appear in a run's name
 _NAME_ORDER = ("epochs", "anneal", "stop_patience", "lr", "batch_size", "weight_decay", "conv1_weight_decay", "dropout",
-               "renorm", "radius", "patience")
+               "renorm", "radius", "patience", "train_per_class", "augment")
 
 
 @dataclass(frozen=True)

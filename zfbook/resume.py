@@ -149,8 +149,10 @@ def _let_go(out: Path, created, lock) -> None:
 # ----------------------------------------------------------------------------- the same run?
 #: Config fields that make a run what it is: ``resume`` refuses a checkpoint that differs in any
 #: (``epochs`` may grow; device, workers and snapshots do not change the numbers).
-SAME_RUN = ("preset", "dataset", "labels", "seed", "data_seed", "batch_size", "lr", "momentum", "weight_decay",
-            "conv1_weight_decay", "dropout", "renorm", "radius", "patience", "anneal")
+SAME_RUN = ("preset", "dataset", "labels", "train_per_class", "seed", "data_seed", "batch_size", "lr", "momentum",
+            "weight_decay", "conv1_weight_decay", "dropout", "renorm", "augment", "radius", "patience", "anneal")
+#: what a checkpoint written before a field existed ran with
+_BEFORE = {"train_per_class": None, "augment": True}
 
 
 def _data_identity(train_set, cfg: "Config") -> dict:
@@ -187,6 +189,8 @@ def _config_diffs(ckpt: dict, cfg: "Config") -> list[str]:
     saved = dict(ckpt.get("config", {}))
     saved.setdefault("data_seed", saved.get("seed"))
     saved.setdefault("preset", ckpt.get("preset"))
+    for key, value in _BEFORE.items():
+        saved.setdefault(key, value)
     now = _config_dict(cfg)
     diffs = []
     for key in SAME_RUN:

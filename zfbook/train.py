@@ -42,7 +42,8 @@ from .checks import integer, number
 from .data.embedded import WORLDS
 from .data.preprocess import Preprocess
 from .devices import DEVICES, available_cores, default_workers, resolve_device
-from .loaders import _Batches, _Loader, _batches, _load_data, _mean_of, check_classes, real_split, shuffle_labels
+from .loaders import (_Batches, _Loader, _batches, _load_data, _mean_of, check_classes, per_class, real_split,
+                      shuffle_labels)
 from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs, _data_identity, _hold,
                      _let_go, _model_state, _refuse_other_run, _rng_state, _save_epoch, _set_rng_state,
                      _world_diffs, check_run_folder, check_same_run)
@@ -81,10 +82,11 @@ SEED_MAX = 2**64 - 1
 #: the largest learning rate or weight decay (float32's range, rounded down)
 FLOAT32_MAX = 3.4e38
 
-#: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet.
-PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": ()}
+#: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet,
+#: dropout 0.5 on fc6 and fc7.
+PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": (), "dropout": models.DROPOUT}
 #: The CPU recipe of the mini presets (see :data:`RECIPES`).
-MINI_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,)}
+MINI_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,), "dropout": models.DROPOUT}
 #: Each preset's recipe: what ``Config`` fields left at ``None`` become. The full-size models
 #: take the paper's. The CPU-scale minis keep its optimiser, momentum, dropout, weight decay
 #: and renormalisation, and change only the batch, the learning rate, the length and one fixed
@@ -110,10 +112,10 @@ WORLD_RECIPES = {"parts": {"zfnet-mini": PARTS_RECIPE, "alexnet-mini": PARTS_REC
 
 @dataclass
 class Config:
-    """Hyper-parameters of a run (Section 3). ``epochs``, ``batch_size``, ``lr`` and ``anneal``
-    left at ``None`` take the preset's recipe (:data:`RECIPES`): the paper's for the full-size
-    models, a shorter one for the minis. Every value is checked here, before any data is read;
-    a bad one is a one-line ``ValueError`` naming the valid range."""
+    """Hyper-parameters of a run (Section 3). ``epochs``, ``batch_size``, ``lr``, ``anneal``
+    and ``dropout`` left at ``None`` take the preset's recipe (:data:`RECIPES`): the paper's
+    for the full-size models, a shorter one for the minis. Every value is checked here,
+    before any data is read; a bad one is a one-line ``ValueError`` naming the valid range."""
     preset: str = "zfnet-mini"
     epochs: int | None = None
     batch_size: int | None = None
@@ -121,8 +123,11 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     conv1_weight_decay: float | None = None   # conv1's own weight decay; None: weight_decay
-    dropout: float = 0.5
+    dropout: float | None = None   # fc6/fc7's dropout probability; None: the recipe's (0.5)
     renorm: bool = True
+    # random crops and flips of the training images (Section 3); False: every training image
+    # takes the centre crop that evaluation takes
+    augment: bool = True
     radius: float = 0.1
     patience: int = 3
     anneal: tuple | None = None  # epochs after which the learning rate is ×0.1 ("by hand")
@@ -136,6 +141,8 @@ class Config:
     # "shuffled": the training labels are a seeded permutation of themselves, the validation
     # labels stay true (the data-randomisation test of Adebayo et al. 2018, Section 4)
     labels: str = "true"
+    # train on the first N images of each class (:func:`zfbook.loaders.per_class`); None: all
+    train_per_class: int | None = None
     snapshots: tuple = SNAPSHOTS
     amp: bool = True          # mixed precision, CUDA only
     check_every: int = 20     # steps between NaN/inf checks (each check syncs a GPU)
@@ -165,7 +172,11 @@ class Config:
         self.weight_decay = number("weight_decay (--weight-decay)", self.weight_decay, 0, FLOAT32_MAX)
         self.conv1_weight_decay = number("conv1_weight_decay (--conv1-weight-decay)", self.conv1_weight_decay,
                                          0, FLOAT32_MAX)
-        self.dropout = number("dropout", self.dropout, 0, 1, high_open=True)
+        self.dropout = number("dropout (--dropout)", self.dropout, 0, 1, high_open=True)
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"augment (--no-augment) must be True or False, got {self.augment!r}")
+        if self.train_per_class is not None:
+            self.train_per_class = integer("train_per_class (--train-per-class)", self.train_per_class, 1)
         self.radius = number("radius", self.radius, 0, low_open=True)
         self.patience = integer("patience", self.patience, 0)
         if self.stop_patience is not None:
@@ -288,6 +299,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
          w: "distributed.World" = distributed.World()) -> list:
     train_set, val_set = data or _load_data(cfg)
     check_classes(train_set, val_set)
+    if cfg.train_per_class is not None:
+        train_set = per_class(train_set, cfg.train_per_class)
     if cfg.labels == "shuffled":
         train_set = shuffle_labels(train_set, cfg.seed)
     classes = list(getattr(train_set, "classes", []))
@@ -351,7 +364,7 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
             bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
             for i, (xb, yb) in enumerate(bar):
                 step = i + 1
-                x = prep.random(xb, aug)
+                x = prep.random(xb, aug) if cfg.augment else prep.center(xb)
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):

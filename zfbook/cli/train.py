@@ -40,6 +40,12 @@ def add_arguments(t) -> None:
     t.add_argument("--conv1-weight-decay", type=float, default=None,
                    help="conv1's own weight decay (default: the recipe's; else --weight-decay)")
     t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
+    t.add_argument("--dropout", type=float, default=None, metavar="P",
+                   help="the dropout probability of fc6 and fc7, in [0, 1) (default: the recipe's, 0.5)")
+    t.add_argument("--no-augment", action="store_true", help="no random crops or flips: every training "
+                   "image takes the centre crop that evaluation takes")
+    t.add_argument("--train-per-class", type=int, default=None, metavar="N",
+                   help="train on the first N images of each class of the training split (default: all)")
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
     t.add_argument("--labels", default="true", choices=LABELS,
@@ -115,7 +121,9 @@ def run(args) -> int:
                  conv1_weight_decay=args.conv1_weight_decay,
                  data_root=args.data_root, download=args.download, workers=cap_workers(args.workers),
                  renorm=not args.no_renorm, anneal=anneal(args.anneal), stop_patience=args.stop_patience,
-                 labels=args.labels, snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
+                 labels=args.labels, dropout=args.dropout, augment=not args.no_augment,
+                 train_per_class=args.train_per_class, snapshots=epochs(args.snapshots, "--snapshots"),
+                 command=args.command_line)
     history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
     from ..distributed import is_main
     if history and is_main():  # under torchrun, rank 0 speaks for the job
