@@ -505,3 +505,27 @@ def test_cli_passes_the_new_options_to_the_config(tmp_path, monkeypatch, capsys)
     for flag, value in (("--dropout", "1"), ("--train-per-class", "0")):
         assert main(["train", "--out", str(tmp_path / "o"), flag, value]) == 2
         assert f"({flag})" in capsys.readouterr().err
+
+
+def test_shuffled_labels_anneal_and_stop_on_the_training_top1(tmp_path, monkeypatch):
+    """On shuffled labels the validation top-1 stays at chance whatever is memorised, so the
+    plateau rule (ReduceLROnPlateau) and the stop rule watch the training top-1; on true
+    labels they watch the validation top-1, as before."""
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+    stepped, real_step = [], ReduceLROnPlateau.step
+    monkeypatch.setattr(ReduceLROnPlateau, "step", lambda self, m: stepped.append(m) or real_step(self, m))
+    asked, real_plateaued = [], train.plateaued
+    monkeypatch.setattr(train, "plateaued", lambda *a: asked.append(a[3]) or real_plateaued(*a))
+    data = tiny_data()
+    for labels, key in (("shuffled", "train_top1"), ("true", "val_top1")):
+        stepped.clear(), asked.clear()
+        hist = train.train(cfg(epochs=2, labels=labels, snapshots=(), stop_patience=1, anneal=()),
+                           tmp_path / labels, data=data, progress=False)
+        assert stepped == [100.0 - h[key] for h in hist]
+        assert set(asked) == {key}
+    monkeypatch.undo()
+    # the stop rule itself: a flat validation top-1 and a climbing training top-1
+    h = [{"epoch": e, "lr": 0.01, "val_top1": 33.0, "train_top1": 30.0 + 10 * e} for e in (1, 2, 3, 4)]
+    assert train.plateaued(h, (), 2) and train.plateaued(h, (), 2, "val_top1")
+    assert not train.plateaued(h, (), 2, train.watched("shuffled"))
+    assert train.watched("true") == "val_top1"

@@ -51,7 +51,7 @@ import torch
 from . import models
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .cli import relative_command
-from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train
+from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train, watched
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce", "REPRODUCED", "load_results",
            "code_revision", "cpu_kind", "weights_sha256", "plateau", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
@@ -225,7 +225,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
             raise CheckpointError(f"{run_dir} holds a run with different {', '.join(bad)}; "
                                   "remove it or choose another --out")
         done = ckpt["epoch"]
-    stopped = done > 0 and plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience)
+    stopped = done > 0 and plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience, watched(cfg.labels))
     if done < cfg.epochs and not stopped:
         log(f"{run_dir.name}: training epochs {done + 1}-{cfg.epochs}"
             + (f" (or until its plateau: --stop-patience {cfg.stop_patience})" if cfg.stop_patience else ""))
@@ -249,7 +249,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.overrides.items()},
         "epochs": ckpt["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "anneal": list(cfg.anneal),
         "stop_patience": cfg.stop_patience,
-        "stopped_at_plateau": plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience),
+        "stopped_at_plateau": plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience, watched(cfg.labels)),
         "params": models.count_parameters(model),
         "test_top1_centre": centre["top1"], "test_top5_centre": centre["top5"],
         "test_top1_10crop": ten["top1"], "test_top5_10crop": ten["top5"],

@@ -3,7 +3,9 @@
 Recipe: SGD, batch 128, learning rate 0.01, momentum 0.9; dropout 0.5 on fc6 and fc7; the
 learning rate ×0.1 when the validation error plateaus (the paper anneals "by hand"; we use
 ``ReduceLROnPlateau``); filter renormalisation (RMS ≤ 0.1) after every step. Where the paper
-is silent: weight decay 5e-4 (AlexNet's value), plateau patience 3 epochs.
+is silent: weight decay 5e-4 (AlexNet's value), plateau patience 3 epochs. A run on shuffled
+labels (the data-randomisation network of Adebayo et al. 2018, Section 4) anneals and stops
+on the training top-1 instead (:func:`watched`): its validation top-1 stays at chance.
 
 Each epoch ends with an atomic checkpoint, so ``resume=True`` continues exactly: on the CPU a
 run killed mid-epoch and resumed ends bit-identical to an uninterrupted one, whatever the
@@ -49,7 +51,7 @@ from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs
                      _world_diffs, check_run_folder, check_same_run)
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "PARTS_RECIPE", "WORLD_RECIPES", "real_split", "train", "evaluate",
-           "resolve_device", "default_workers", "available_cores", "plateaued", "check_classes",
+           "resolve_device", "default_workers", "available_cores", "plateaued", "watched", "check_classes",
            "check_run_folder", "check_same_run", "NonFiniteLoss",
            "Interrupted", "DEVICES", "DATASETS", "LABELS", "RUN_FILES"]
 
@@ -139,7 +141,9 @@ class Config:
     device: str = "auto"
     dataset: str = "embedded"
     # "shuffled": the training labels are a seeded permutation of themselves, the validation
-    # labels stay true (the data-randomisation test of Adebayo et al. 2018, Section 4)
+    # labels stay true (the data-randomisation test of Adebayo et al. 2018, Section 4). The
+    # validation top-1 then stays at chance whatever the network memorises, so the plateau
+    # rule (``patience``) and the stop rule (``stop_patience``) watch the training top-1
     labels: str = "true"
     # train on the first N images of each class (:func:`zfbook.loaders.per_class`); None: all
     train_per_class: int | None = None
@@ -345,7 +349,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers, seed=cfg.seed, world=w)
     steps = 0
     epoch, step, saved = None, None, start_epoch - 1
-    if plateaued(history, cfg.anneal, cfg.stop_patience):
+    metric = watched(cfg.labels)
+    if plateaued(history, cfg.anneal, cfg.stop_patience, metric):
         return history  # a resumed run that had already stopped at its plateau
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
@@ -415,11 +420,12 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
             else:
                 val = evaluate(model, val_set, None, prep, device=device, workers=cfg.workers)
             lr = opt.param_groups[0]["lr"]
-            sched.step(100.0 - val["top1"])
+            train_top1 = 100.0 * c1.item() / n
+            sched.step(100.0 - (train_top1 if metric == "train_top1" else val["top1"]))
             if epoch in cfg.anneal:  # the paper anneals by hand; a recipe may fix the epochs
                 for g in opt.param_groups:
                     g["lr"] *= 0.1
-            rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": 100.0 * c1.item() / n,
+            rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": train_top1,
                    "train_top5": 100.0 * c5.item() / n, "val_loss": val["loss"], "val_top1": val["top1"],
                    "val_top5": val["top5"], "lr": lr, "seconds": time.perf_counter() - t0}
             if w.size > 1:
@@ -440,9 +446,10 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
                 tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.3f}  train top-1 {rec['train_top1']:.1f}%  "
                            f"val top-1 {rec['val_top1']:.1f}%  top-5 {rec['val_top5']:.1f}%  lr {lr:g}  "
                            f"{rec['seconds']:.0f}s")
-            if plateaued(history, cfg.anneal, cfg.stop_patience):
+            if plateaued(history, cfg.anneal, cfg.stop_patience, metric):
                 if progress:
-                    tqdm.write(f"stopped after epoch {epoch}: validation top-1 has not improved for "
+                    which = "training" if metric == "train_top1" else "validation"
+                    tqdm.write(f"stopped after epoch {epoch}: {which} top-1 has not improved for "
                                f"{cfg.stop_patience} epochs")
                 break
     except KeyboardInterrupt:
@@ -450,11 +457,24 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     return history
 
 
-def plateaued(history: list, anneal=(), stop_patience: int | None = None) -> bool:
+def watched(labels: str = "true") -> str:
+    """The history key that the plateau rule (``ReduceLROnPlateau``) and the stop rule
+    (:func:`plateaued`) watch: the validation top-1 (Section 3), or with shuffled ``labels``
+    the training top-1, since a network trained on shuffled labels (Adebayo et al. 2018,
+    Section 4; Zhang et al. 2017) can only memorise and its validation top-1 stays at chance:
+    watched, it would cut the learning rate after ``patience`` epochs and stop the
+    memorising."""
+    models._check_choice("labels (--labels)", labels, LABELS)
+    return "train_top1" if labels == "shuffled" else "val_top1"
+
+
+def plateaued(history: list, anneal=(), stop_patience: int | None = None, metric: str = "val_top1") -> bool:
     """Has a run reached its plateau? True when ``stop_patience`` is set, every ``anneal``
-    epoch is behind it, and the best validation top-1 since the last change of the learning
-    rate is at least ``stop_patience`` epochs old (the paper trains until the validation
-    error stops falling, Section 3; its last change is the end of the run)."""
+    epoch is behind it, and the best ``metric`` since the last change of the learning rate
+    is at least ``stop_patience`` epochs old (the paper trains until the validation error
+    stops falling, Section 3; its last change is the end of the run). ``metric``: the
+    validation top-1, or for a run on shuffled labels the training top-1 (:func:`watched`:
+    its validation top-1 stays at chance)."""
     if not stop_patience or not history or history[-1]["epoch"] < max(anneal, default=0) + 1:
         return False
     lr = history[-1]["lr"]
@@ -462,7 +482,7 @@ def plateaued(history: list, anneal=(), stop_patience: int | None = None) -> boo
     for h in reversed(history):
         if h["lr"] != lr or h["epoch"] <= max(anneal, default=0):
             break
-        tail.append(h["val_top1"])
+        tail.append(h[metric])
     tail.reverse()
     best = max(range(len(tail)), key=lambda i: (tail[i], -i))  # the first epoch at the best
     return len(tail) - 1 - best >= stop_patience

@@ -50,7 +50,8 @@ def add_arguments(t) -> None:
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
     t.add_argument("--labels", default="true", choices=LABELS,
                    help="'shuffled': train on a seeded permutation of the training labels (the "
-                   "data-randomisation test of the sanity chapter; validation keeps the true labels)")
+                   "data-randomisation test of the sanity chapter; validation keeps the true labels, so "
+                   "the learning-rate plateau and --stop-patience watch the training top-1)")
     t.add_argument("--no-progress", action="store_true")
     from ..outputs import RULE
     t.epilog = RULE
