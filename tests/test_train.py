@@ -529,3 +529,38 @@ def test_shuffled_labels_anneal_and_stop_on_the_training_top1(tmp_path, monkeypa
     assert train.plateaued(h, (), 2) and train.plateaued(h, (), 2, "val_top1")
     assert not train.plateaued(h, (), 2, train.watched("shuffled"))
     assert train.watched("true") == "val_top1"
+
+
+def test_resume_without_epochs_keeps_the_runs_own_length(tmp_path):
+    """A run of 2 epochs (not the recipe's 20) stopped in epoch 2 and resumed without epochs
+    ends after epoch 2, as the run uninterrupted."""
+    data = tiny_data()   # 3 steps an epoch
+    two = dict(preset="zfnet-mini", batch_size=16, device="cpu", snapshots=())
+    train.train(train.Config(**two, epochs=2), tmp_path / "a", data=data, progress=False, stop_after_steps=4)
+    assert checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
+    # stop_after_steps bounds a wrong run: 3 steps finish epoch 2, a 4th would start epoch 3
+    hist = train.train(train.Config(**two), tmp_path / "a", data=data, progress=False, resume=True,
+                       stop_after_steps=4)
+    ck = checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")
+    assert ck["epoch"] == 2 and ck["config"]["epochs"] == 2 and [h["epoch"] for h in hist] == [1, 2]
+    train.train(train.Config(**two, epochs=2), tmp_path / "b", data=data, progress=False)
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(ck["model"][k], b[k]) for k in b)
+
+
+def test_resume_with_epochs_grows_the_run_and_keeps_the_rest_of_its_recipe(tmp_path):
+    """A given epochs still grows a run: 1 epoch at lr 0.02, resumed with epochs 2 and no lr,
+    ends as a 2-epoch run at lr 0.02 (the recipe's 0.01 is not taken, nor the run refused)."""
+    data = tiny_data()
+    c = train.Config(preset="zfnet-mini", batch_size=16, epochs=1, lr=0.02, device="cpu", snapshots=())
+    assert {"epochs", "lr"}.isdisjoint(c._from_recipe) and "anneal" in c._from_recipe
+    assert c == train.Config(**{f: getattr(c, f) for f in c.__dataclass_fields__})  # not part of equality
+    train.train(c, tmp_path / "a", data=data, progress=False)
+    grown = train.Config(preset="zfnet-mini", batch_size=16, epochs=2, device="cpu", snapshots=())
+    hist = train.train(grown, tmp_path / "a", data=data, progress=False, resume=True)
+    assert [(h["epoch"], h["lr"]) for h in hist] == [(1, 0.02), (2, 0.02)]
+    train.train(__import__("dataclasses").replace(c, epochs=2), tmp_path / "b", data=data, progress=False)
+    a = checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["config"]["epochs"] == 2 and all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    assert "_from_recipe" not in a["config"]

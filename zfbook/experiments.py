@@ -43,7 +43,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -78,12 +78,15 @@ class Spec:
         return run_name(self.preset, self.overrides)
 
     def config(self, **extra) -> Config:
+        """The run's Config, every recipe field given explicitly (its name stands for the
+        recipe's length: resuming its folder trains to it, whatever the checkpoint says)."""
         models.preset(self.preset)
         valid = set(Config.__dataclass_fields__) - {"preset", "seed", "command"}
         for key in self.overrides:
             if key not in valid:
                 raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(sorted(valid))}")
-        return Config(preset=self.preset, seed=self.seed, **{**self.overrides, **extra})
+        # replace: a copy made with every field given, so none is left to the recipe
+        return replace(Config(preset=self.preset, seed=self.seed, **{**self.overrides, **extra}))
 
 
 def _fmt(value) -> str:

@@ -47,8 +47,8 @@ from .devices import DEVICES, available_cores, default_workers, resolve_device
 from .loaders import (_Batches, _Loader, _batches, _load_data, _mean_of, check_classes, per_class, real_split,
                       shuffle_labels)
 from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs, _data_identity, _hold,
-                     _let_go, _model_state, _refuse_other_run, _rng_state, _save_epoch, _set_rng_state,
-                     _world_diffs, check_run_folder, check_same_run)
+                     _let_go, _model_state, _refuse_other_run, _resumed_config, _rng_state, _save_epoch,
+                     _set_rng_state, _world_diffs, check_run_folder, check_same_run)
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "PARTS_RECIPE", "WORLD_RECIPES", "real_split", "train", "evaluate",
            "resolve_device", "default_workers", "available_cores", "plateaued", "watched", "check_classes",
@@ -110,14 +110,21 @@ PARTS_RECIPE = {"epochs": 40, "batch_size": 32, "lr": 0.01, "anneal": (34,), "st
 #: A world's own recipe for a preset, over :data:`RECIPES` (until the parts world becomes the
 #: embedded dataset and its recipe every mini's).
 WORLD_RECIPES = {"parts": {"zfnet-mini": PARTS_RECIPE, "alexnet-mini": PARTS_RECIPE}}
+#: The ``Config`` fields that ``None`` leaves to the recipe (where it has none,
+#: ``conv1_weight_decay`` is ``weight_decay`` and ``stop_patience`` stays ``None``).
+RECIPE_FIELDS = ("epochs", "batch_size", "lr", "anneal", "stop_patience", "conv1_weight_decay", "dropout")
 
 
 @dataclass
 class Config:
     """Hyper-parameters of a run (Section 3). ``epochs``, ``batch_size``, ``lr``, ``anneal``
     and ``dropout`` left at ``None`` take the preset's recipe (:data:`RECIPES`): the paper's
-    for the full-size models, a shorter one for the minis. Every value is checked here,
-    before any data is read; a bad one is a one-line ``ValueError`` naming the valid range."""
+    for the full-size models, a shorter one for the minis. ``_from_recipe`` (not a field: not
+    part of equality, :func:`dataclasses.asdict` or the checkpoint) names the
+    :data:`RECIPE_FIELDS` the caller left at ``None``; ``train(resume=True)`` takes those
+    from the checkpoint, so a resumed run keeps its own length and recipe. Every value is
+    checked here, before any data is read; a bad one is a one-line ``ValueError`` naming the
+    valid range."""
     preset: str = "zfnet-mini"
     epochs: int | None = None
     batch_size: int | None = None
@@ -161,6 +168,7 @@ class Config:
         models._check_choice("dataset", self.dataset, DATASETS)
         models._check_choice("labels (--labels)", self.labels, LABELS)
         recipe = {**RECIPES[base], **WORLD_RECIPES.get(self.dataset, {}).get(base, {})}
+        self._from_recipe = frozenset(k for k in RECIPE_FIELDS if getattr(self, k) is None)
         for key, value in recipe.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -253,7 +261,8 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
     snapshots ``out/snapshots/epoch{E}.pt``. Returns the history (a list of per-epoch dicts).
 
     ``out`` must be empty or new, unless ``resume`` (continue the run in it, which must be the
-    same run: :func:`check_same_run`) or ``force`` (start over, removing the old run's files;
+    same run: :func:`check_same_run`; the fields ``cfg`` left to the recipe, ``epochs`` among
+    them, are the checkpoint's) or ``force`` (start over, removing the old run's files;
     with ``resume``: continue even a different run). ``data``: optional
     ``(train_set, val_set)`` with ``.images`` uint8 and ``.labels``, instead of the embedded
     dataset. ``stop_after_steps`` ends the run early (tests). Ctrl-C raises :class:`Interrupted`.
@@ -278,6 +287,7 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
         ckpt = None
         if resume and last.exists():
             ckpt = load_checkpoint(last, map_location=device)
+            cfg = _resumed_config(cfg, ckpt)
             _refuse_other_run(last, _config_diffs(ckpt, cfg) + _world_diffs(ckpt, cfg, w.size), force)
         elif resume and w.main and not [f for f in old_files if not f.name.startswith(".")]:
             print(f"no checkpoint at {last}; starting from scratch", flush=True)

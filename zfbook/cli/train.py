@@ -21,8 +21,10 @@ def add_arguments(t) -> None:
     t.add_argument("--preset", default="zfnet-mini", help=f"one of: {', '.join(models.PRESETS)}")
     t.add_argument("--device", default="auto", help=f"one of: {', '.join(DEVICES)} (or cuda:N)")
     t.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.json, snapshots/")
-    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt "
-                   "(refused if it is a different run: preset, data, seeds, recipe)")
+    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt, as the run "
+                   "was started: a recipe flag not given (--epochs, --lr, --anneal, --dropout, ...) keeps "
+                   "the run's value; a given --epochs grows the run (refused if it is a different run: "
+                   "preset, data, seeds, recipe)")
     t.add_argument("--force", action="store_true", help="start over in a used --out, removing the old "
                    "run's files (last.pt, history.json, snapshots/); with --resume: continue a "
                    "different run anyway")
