@@ -318,6 +318,8 @@ def test_numbers_out_of_range_name_their_flag(tmp_path, capsys):
         (["train", "--lr", "1e300", *out], "lr (--lr) must be a finite number > 0 and ≤ 3.4e+38, got 1e+300"),
         (["train", "--weight-decay", "1e300", *out], "weight_decay (--weight-decay) must be a finite number"),
         (["train", "--seed", str(2**64), *out], "seed (--seed) must be an integer in 0…18446744073709551615"),
+        (["train", "--dropout", "1", *out], "dropout (--dropout) must be a finite number ≥ 0 and < 1, got 1.0"),
+        (["train", "--train-per-class", "0", *out], "train_per_class (--train-per-class) must be an integer ≥ 1, got 0"),
         (["transfer", "--checkpoint", "zfnet-mini", "--seed", "-1", *out],
          "--seed must be an integer in 0…4294967295, got -1"),
         (["compare", "--presets", "zfnet-mini", "--seeds", "x", *out],

@@ -34,6 +34,22 @@ def test_names_show_only_what_differs_from_the_recipe():
         experiments.Spec("zfnet-tiny", 0).config()
 
 
+def test_the_data_randomisation_options_name_a_run():
+    assert experiments.run_name("zfnet-mini", {"dropout": 0.0, "train_per_class": 10, "augment": False}) == \
+        "zfnet-mini-dropout0-trainperclass10-augmentoff"
+    assert experiments.run_name("zfnet-mini", {"dropout": 0.5, "augment": True}) == "zfnet-mini"
+
+
+def test_a_specs_config_gives_its_recipe_explicitly():
+    """A run folder's name stands for its recipe, so its Config leaves nothing to it: a
+    resumed folder trains to the recipe's length, not to its checkpoint's."""
+    from zfbook.train import Config
+    cfg = experiments.Spec("zfnet-mini", 0, {"batch_size": 16}).config(device="cpu")
+    assert {"epochs", "lr", "anneal", "dropout"}.isdisjoint(cfg._from_recipe)
+    assert cfg == Config(preset="zfnet-mini", batch_size=16, device="cpu")
+    assert cfg.epochs == experiments.RECIPES["zfnet-mini"]["epochs"]
+
+
 def test_records_skip_and_reproduce(tmp_path):
     data = tiny()
     specs = experiments.grid(["zfnet-mini", "alexnet-mini"], [0, 1], **dict(OVR, epochs=1))

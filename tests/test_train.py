@@ -351,3 +351,216 @@ def test_the_parts_world_has_its_own_recipe():
     d = train.Config(preset="zfnet-mini:no-fc7", dataset="parts", epochs=3)   # a Table 3 variant: its preset's
     assert d.epochs == 3 and d.conv1_weight_decay == train.PARTS_RECIPE["conv1_weight_decay"]
     assert train.Config(preset="zfnet-mini").conv1_weight_decay == 5e-4
+
+
+# -------------------------------------------------------------- the data-randomisation network's options
+class Items(torch.utils.data.Dataset):
+    """A dataset of (image, label) items, as a real one (module level: picklable). Item i's
+    image is the number i, so a view's items say which images it kept."""
+    classes = ["a", "b", "c"]
+
+    def __init__(self, labels):
+        self.labels = torch.as_tensor(labels)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return torch.full((1,), float(i)), int(self.labels[i])
+
+
+def first_per_class(labels, n):
+    """The independent reference of loaders.per_class: indices, in order, of each class's first n."""
+    seen, kept = {}, []
+    for i, c in enumerate(labels):
+        seen[c] = seen.get(c, 0) + 1
+        if seen[c] <= n:
+            kept.append(i)
+    return kept
+
+
+def test_per_class_keeps_the_first_n_images_of_each_class_in_order():
+    from zfbook.loaders import per_class
+    labels = [2, 0, 0, 1, 2, 2, 0, 1, 2, 0, 2]   # class 1 has only two images
+    images = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()
+    masks = torch.arange(len(labels)).view(-1, 1) * torch.ones(1, 5)
+    mem = SimpleNamespace(images=images, labels=torch.tensor(labels), masks=masks, classes=["a", "b", "c"])
+    for n in (1, 3, 99):
+        want = first_per_class(labels, n)
+        kept = per_class(mem, n)
+        assert kept.images[:, 0, 0, 0].tolist() == want and kept.masks[:, 0].tolist() == want
+        assert kept.labels.tolist() == [labels[i] for i in want] and kept.classes == ["a", "b", "c"]
+        wrapped = per_class(Items(labels), n)
+        assert [int(wrapped[i][0]) for i in range(len(wrapped))] == want
+        assert wrapped.labels.tolist() == [labels[i] for i in want] and wrapped.classes == ["a", "b", "c"]
+    assert torch.equal(mem.images[:, 0, 0, 0], torch.arange(len(labels), dtype=torch.uint8))  # input unchanged
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"train_per_class \(--train-per-class\) must be an integer ≥ 1"):
+            per_class(mem, bad)
+
+
+def test_views_compose_and_pickle():
+    """per_class then shuffle_labels: the kept images, with a permutation of their labels; a
+    view of a view wraps the dataset itself; a view survives pickling (DataLoader workers)."""
+    import pickle
+    from zfbook.loaders import _View, per_class, shuffle_labels
+    labels = torch.arange(30) % 3
+    both = shuffle_labels(per_class(Items(labels), 4), 7)
+    assert type(both) is _View and type(both.dataset) is Items
+    want = first_per_class(labels.tolist(), 4)
+    assert [int(both[i][0]) for i in range(len(both))] == want
+    assert sorted(both.labels.tolist()) == sorted(labels[want].tolist())
+    assert both.labels.tolist() != labels[want].tolist()
+    # the in-memory path gives the same labels
+    mem = SimpleNamespace(images=torch.zeros(30, 3, 2, 2, dtype=torch.uint8), labels=labels, classes=Items.classes)
+    assert torch.equal(shuffle_labels(per_class(mem, 4), 7).labels, both.labels)
+    back = pickle.loads(pickle.dumps(both))
+    assert [(float(back[i][0]), int(back[i][1])) for i in range(len(back))] == \
+        [(float(both[i][0]), int(both[i][1])) for i in range(len(both))]
+    assert back.classes == Items.classes
+
+
+def test_train_per_class_trains_on_the_first_n_of_each_class(tmp_path):
+    data, val = tiny_data()
+    hist = train.train(cfg(epochs=1, train_per_class=5, snapshots=()), tmp_path, data=(data, val), progress=False)
+    ck = checkpoint.load_checkpoint(tmp_path / "last.pt")
+    assert ck["config"]["train_per_class"] == 5 and ck["data"]["n"] == 15
+    assert ck["data"]["sha256"] == __import__("hashlib").sha256(
+        data.labels[first_per_class(data.labels.tolist(), 5)].numpy().tobytes()).hexdigest()
+    assert torch.allclose(ck["mean"], data.images[:15].double().mean(0).float(), atol=1e-4)  # 5 a class
+    assert len(hist) == 1
+    with pytest.raises(Exception, match="train_per_class 5 in the checkpoint, None now"):
+        train.train(cfg(epochs=2), tmp_path, data=(data, val), progress=False, resume=True)
+
+
+def built_models(monkeypatch):
+    """The models train() builds, and for each the inputs of its training-mode forward passes."""
+    built, real = [], zfbook.models.build
+
+    def build(*a, **k):
+        model = real(*a, **k)
+        model.inputs = []
+        model.register_forward_pre_hook(lambda m, args: m.inputs.append(args[0].detach().clone())
+                                        if m.training else None)
+        built.append(model)
+        return model
+    monkeypatch.setattr(zfbook.models, "build", build)
+    return built
+
+
+def test_dropout_is_the_models_and_the_checkpoints(tmp_path, monkeypatch):
+    built = built_models(monkeypatch)
+    data = tiny_data()
+    train.train(cfg(epochs=1, dropout=0.2, snapshots=()), tmp_path / "a", data=data, progress=False,
+                stop_after_steps=1)
+    train.train(cfg(epochs=1, snapshots=()), tmp_path / "b", data=data, progress=False, stop_after_steps=1)
+    ps = lambda m: [m.classifier.drop6.p, m.classifier.drop7.p]
+    assert ps(built[0]) == [0.2, 0.2] and ps(built[1]) == [0.5, 0.5]   # default: the paper's
+    monkeypatch.undo()
+    train.train(cfg(epochs=1, dropout=0.0, snapshots=()), tmp_path / "c", data=data, progress=False)
+    ck = checkpoint.load_checkpoint(tmp_path / "c" / "last.pt")
+    assert ck["config"]["dropout"] == 0.0 and ps(checkpoint.model_from_checkpoint(ck)) == [0.0, 0.0]
+    for bad in (1.0, -0.1, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match=r"dropout \(--dropout\) must be a finite number ≥ 0 and < 1"):
+            cfg(dropout=bad)
+
+
+def test_no_augment_trains_on_the_centre_crop_every_epoch(tmp_path, monkeypatch):
+    """Without augmentation every training input is the image's centre crop, the same in every
+    epoch (an independent reference: the mean-subtracted pixels 8…120, scaled by 1/64); with
+    it, the inputs are other crops and flips."""
+    data, val = tiny_data(n=12)
+    mean = (data.images.double().sum(0) / 12).float()
+    ref = ((data.images[..., 8:120, 8:120].float() - mean[:, 8:120, 8:120]) * (1 / 64)).flatten(1)
+
+    def nearest(x):   # for each input, the distance to the nearest centre crop, and which
+        d = torch.cdist(x.flatten(1).double(), ref.double())
+        return d.min(1)
+    built = built_models(monkeypatch)
+    train.train(cfg(epochs=2, batch_size=12, augment=False, snapshots=()), tmp_path / "off", data=(data, val),
+                progress=False)
+    train.train(cfg(epochs=2, batch_size=12, snapshots=()), tmp_path / "on", data=(data, val), progress=False)
+    off, on = built
+    assert len(off.inputs) == len(on.inputs) == 2
+    for x in off.inputs:
+        dist, which = nearest(x)
+        assert dist.max() < 1e-4 and sorted(which.tolist()) == list(range(12))
+    assert all(nearest(x)[0].max() > 1 for x in on.inputs)
+    assert checkpoint.load_checkpoint(tmp_path / "off" / "last.pt")["config"]["augment"] is False
+    with pytest.raises(ValueError, match=r"augment \(--no-augment\) must be True or False"):
+        cfg(augment="no")
+    with pytest.raises(Exception, match="augment False in the checkpoint, True now"):
+        train.train(cfg(epochs=3, batch_size=12), tmp_path / "off", data=(data, val), progress=False, resume=True)
+
+
+def test_cli_passes_the_new_options_to_the_config(tmp_path, monkeypatch, capsys):
+    import zfbook.cli.train as verb
+    seen = []
+    monkeypatch.setattr(verb, "train", lambda c, out, **k: seen.append(c) or [])
+    assert main(["train", "--out", str(tmp_path / "o"), "--dropout", "0.25", "--no-augment",
+                 "--train-per-class", "7"]) == 0
+    assert (seen[0].dropout, seen[0].augment, seen[0].train_per_class) == (0.25, False, 7)
+    assert main(["train", "--out", str(tmp_path / "o")]) == 0
+    assert (seen[1].dropout, seen[1].augment, seen[1].train_per_class) == (0.5, True, None)
+    for flag, value in (("--dropout", "1"), ("--train-per-class", "0")):
+        assert main(["train", "--out", str(tmp_path / "o"), flag, value]) == 2
+        assert f"({flag})" in capsys.readouterr().err
+
+
+def test_shuffled_labels_anneal_and_stop_on_the_training_top1(tmp_path, monkeypatch):
+    """On shuffled labels the validation top-1 stays at chance whatever is memorised, so the
+    plateau rule (ReduceLROnPlateau) and the stop rule watch the training top-1; on true
+    labels they watch the validation top-1, as before."""
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+    stepped, real_step = [], ReduceLROnPlateau.step
+    monkeypatch.setattr(ReduceLROnPlateau, "step", lambda self, m: stepped.append(m) or real_step(self, m))
+    asked, real_plateaued = [], train.plateaued
+    monkeypatch.setattr(train, "plateaued", lambda *a: asked.append(a[3]) or real_plateaued(*a))
+    data = tiny_data()
+    for labels, key in (("shuffled", "train_top1"), ("true", "val_top1")):
+        stepped.clear(), asked.clear()
+        hist = train.train(cfg(epochs=2, labels=labels, snapshots=(), stop_patience=1, anneal=()),
+                           tmp_path / labels, data=data, progress=False)
+        assert stepped == [100.0 - h[key] for h in hist]
+        assert set(asked) == {key}
+    monkeypatch.undo()
+    # the stop rule itself: a flat validation top-1 and a climbing training top-1
+    h = [{"epoch": e, "lr": 0.01, "val_top1": 33.0, "train_top1": 30.0 + 10 * e} for e in (1, 2, 3, 4)]
+    assert train.plateaued(h, (), 2) and train.plateaued(h, (), 2, "val_top1")
+    assert not train.plateaued(h, (), 2, train.watched("shuffled"))
+    assert train.watched("true") == "val_top1"
+
+
+def test_resume_without_epochs_keeps_the_runs_own_length(tmp_path):
+    """A run of 2 epochs (not the recipe's 20) stopped in epoch 2 and resumed without epochs
+    ends after epoch 2, as the run uninterrupted."""
+    data = tiny_data()   # 3 steps an epoch
+    two = dict(preset="zfnet-mini", batch_size=16, device="cpu", snapshots=())
+    train.train(train.Config(**two, epochs=2), tmp_path / "a", data=data, progress=False, stop_after_steps=4)
+    assert checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
+    # stop_after_steps bounds a wrong run: 3 steps finish epoch 2, a 4th would start epoch 3
+    hist = train.train(train.Config(**two), tmp_path / "a", data=data, progress=False, resume=True,
+                       stop_after_steps=4)
+    ck = checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")
+    assert ck["epoch"] == 2 and ck["config"]["epochs"] == 2 and [h["epoch"] for h in hist] == [1, 2]
+    train.train(train.Config(**two, epochs=2), tmp_path / "b", data=data, progress=False)
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(ck["model"][k], b[k]) for k in b)
+
+
+def test_resume_with_epochs_grows_the_run_and_keeps_the_rest_of_its_recipe(tmp_path):
+    """A given epochs still grows a run: 1 epoch at lr 0.02, resumed with epochs 2 and no lr,
+    ends as a 2-epoch run at lr 0.02 (the recipe's 0.01 is not taken, nor the run refused)."""
+    data = tiny_data()
+    c = train.Config(preset="zfnet-mini", batch_size=16, epochs=1, lr=0.02, device="cpu", snapshots=())
+    assert {"epochs", "lr"}.isdisjoint(c._from_recipe) and "anneal" in c._from_recipe
+    assert c == train.Config(**{f: getattr(c, f) for f in c.__dataclass_fields__})  # not part of equality
+    train.train(c, tmp_path / "a", data=data, progress=False)
+    grown = train.Config(preset="zfnet-mini", batch_size=16, epochs=2, device="cpu", snapshots=())
+    hist = train.train(grown, tmp_path / "a", data=data, progress=False, resume=True)
+    assert [(h["epoch"], h["lr"]) for h in hist] == [(1, 0.02), (2, 0.02)]
+    train.train(__import__("dataclasses").replace(c, epochs=2), tmp_path / "b", data=data, progress=False)
+    a = checkpoint.load_checkpoint(tmp_path / "a" / "last.pt")
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["config"]["epochs"] == 2 and all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    assert "_from_recipe" not in a["config"]

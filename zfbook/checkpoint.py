@@ -237,15 +237,15 @@ def load_state(model: ConvNet, ckpt: dict, source="checkpoint") -> None:
 
 
 def model_from_checkpoint(ckpt: dict, source="checkpoint") -> ConvNet:
-    """Rebuild the model a checkpoint was trained as, in eval mode, with ``.preprocess``,
-    ``.classes``, ``.history`` attached."""
+    """Rebuild the model a checkpoint was trained as (with its run's dropout), in eval mode,
+    with ``.preprocess``, ``.classes``, ``.history`` attached."""
     try:
         preset(ckpt["preset"])
     except ValueError as e:
         raise CheckpointError(f"{source} names an unknown model: {e}") from None
     try:
-        model = build(ckpt["preset"], ckpt["num_classes"])
-    except (TypeError, ValueError) as e:
+        model = build(ckpt["preset"], ckpt["num_classes"], dropout=(ckpt.get("config") or {}).get("dropout"))
+    except (AttributeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{source} is damaged: {e}") from None
     load_state(model, ckpt, source)
     model.eval()

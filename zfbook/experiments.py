@@ -43,7 +43,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -51,7 +51,7 @@ import torch
 from . import models
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .cli import relative_command
-from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train
+from .train import RECIPES, Config, _config_dict, evaluate, plateaued, train, watched
 
 __all__ = ["Spec", "run_name", "grid", "run_experiments", "run_one", "reproduce", "REPRODUCED", "load_results",
            "code_revision", "cpu_kind", "weights_sha256", "plateau", "ending", "summarize", "mean_sd", "RESULTS_FORMAT", "MATCH_FIELDS"]
@@ -60,10 +60,10 @@ RESULTS_FORMAT = "zfbook-results/1"
 #: Config fields that change the trained weights: a run folder or record must agree on all
 MATCH_FIELDS = ("preset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "conv1_weight_decay", "dropout",
                 "renorm", "radius", "patience", "anneal", "seed", "data_seed", "dataset", "stop_patience",
-                "labels")
+                "labels", "train_per_class", "augment")
 #: the order in which overrides appear in a run's name
 _NAME_ORDER = ("epochs", "anneal", "stop_patience", "lr", "batch_size", "weight_decay", "conv1_weight_decay", "dropout",
-               "renorm", "radius", "patience")
+               "renorm", "radius", "patience", "train_per_class", "augment")
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,15 @@ class Spec:
         return run_name(self.preset, self.overrides)
 
     def config(self, **extra) -> Config:
+        """The run's Config, every recipe field given explicitly (its name stands for the
+        recipe's length: resuming its folder trains to it, whatever the checkpoint says)."""
         models.preset(self.preset)
         valid = set(Config.__dataclass_fields__) - {"preset", "seed", "command"}
         for key in self.overrides:
             if key not in valid:
                 raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(sorted(valid))}")
-        return Config(preset=self.preset, seed=self.seed, **{**self.overrides, **extra})
+        # replace: a copy made with every field given, so none is left to the recipe
+        return replace(Config(preset=self.preset, seed=self.seed, **{**self.overrides, **extra}))
 
 
 def _fmt(value) -> str:
@@ -225,7 +228,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
             raise CheckpointError(f"{run_dir} holds a run with different {', '.join(bad)}; "
                                   "remove it or choose another --out")
         done = ckpt["epoch"]
-    stopped = done > 0 and plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience)
+    stopped = done > 0 and plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience, watched(cfg.labels))
     if done < cfg.epochs and not stopped:
         log(f"{run_dir.name}: training epochs {done + 1}-{cfg.epochs}"
             + (f" (or until its plateau: --stop-patience {cfg.stop_patience})" if cfg.stop_patience else ""))
@@ -249,7 +252,7 @@ def run_one(spec: Spec, out, *, command: str = "", device: str = "cpu", snapshot
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.overrides.items()},
         "epochs": ckpt["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "anneal": list(cfg.anneal),
         "stop_patience": cfg.stop_patience,
-        "stopped_at_plateau": plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience),
+        "stopped_at_plateau": plateaued(ckpt["history"], cfg.anneal, cfg.stop_patience, watched(cfg.labels)),
         "params": models.count_parameters(model),
         "test_top1_centre": centre["top1"], "test_top5_centre": centre["top5"],
         "test_top1_10crop": ten["top1"], "test_top5_10crop": ten["top5"],

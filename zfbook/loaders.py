@@ -1,5 +1,6 @@
 """The training data (:func:`zfbook.train.train`): the splits of the embedded or a real
-dataset, the check of their classes, the mean image, and each epoch's batches.
+dataset, the check of their classes, the subsets and labels a run may ask for
+(:func:`per_class`, :func:`shuffle_labels`), the mean image, and each epoch's batches.
 
 The embedded dataset is held in memory and batched by :class:`_Batches` in an order drawn
 from the run's generator; a real dataset is read by a DataLoader (:class:`_Loader`) whose
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import distributed, models
 from .checkpoint import deferred_interrupts
+from .checks import integer
 from .data.embedded import WORLDS, embedded
 from .data.preprocess import mean_image
 from .resume import _few
@@ -37,40 +39,72 @@ def _load_data(cfg: Config):
                  for split in ("train", "val"))
 
 
+def per_class(dataset, n: int):
+    """The first ``n`` images of each class of ``dataset``, in its order (a class with fewer
+    keeps all of its): the small training set a network can memorise, e.g. for the
+    data-randomisation test (Adebayo et al. 2018, Section 4). The kept images keep their
+    order and their labels; composes with :func:`shuffle_labels` (first this, then that)."""
+    n = integer("train_per_class (--train-per-class)", n, 1)
+    labels = torch.as_tensor(dataset.labels).to(torch.int64)
+    keep = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique():
+        keep[(labels == c).nonzero()[:n, 0]] = True
+    kept = keep.nonzero()[:, 0]
+    return _view(dataset, kept, labels[kept])
+
+
 def shuffle_labels(dataset, seed: int):
     """``dataset`` with its labels replaced by a seeded permutation of them (every class
     keeps its count; the images keep their order): the network of the data-randomisation
     test (Adebayo et al. 2018, Section 4; Zhang et al. 2017's random labels), which can only
-    memorise. An in-memory dataset is copied with new ``labels``; any other is wrapped. The
-    permutation depends on ``seed`` alone, so a resumed run sees the same labels."""
-    import copy
-
+    memorise. The permutation depends on ``seed`` alone, so a resumed run sees the same
+    labels."""
     import numpy as np
     labels = torch.as_tensor(dataset.labels).to(torch.int64)
     perm = torch.from_numpy(np.random.default_rng([int(seed), 0x5EED1AB]).permutation(len(labels)))
-    shuffled = labels[perm].clone()
+    return _view(dataset, None, labels[perm].clone())
+
+
+def _view(dataset, kept: torch.Tensor | None, labels: torch.Tensor):
+    """``dataset`` restricted to the images ``kept`` (indices in order; None: all), with new
+    ``labels``. An in-memory dataset (``.images``) is copied, each per-image tensor of it
+    (images, masks, ...) indexed; any other is wrapped in a :class:`_View` (one level: a
+    view of a view indexes the underlying dataset)."""
+    import copy
     if hasattr(dataset, "images"):
         out = copy.copy(dataset)
-        out.labels = shuffled
+        if kept is not None:
+            n = len(dataset.labels)
+            for name, value in vars(dataset).items():
+                if isinstance(value, torch.Tensor) and value.dim() and len(value) == n:
+                    setattr(out, name, value[kept])
+        out.labels = labels
         return out
-    return _Relabelled(dataset, shuffled)
+    if isinstance(dataset, _View):
+        if kept is not None and dataset.kept is not None:
+            kept = dataset.kept[kept]
+        elif kept is None:
+            kept = dataset.kept
+        dataset = dataset.dataset
+    return _View(dataset, kept, labels)
 
 
-class _Relabelled:
-    """A dataset of ``(image, label)`` items whose labels are replaced; every other attribute
-    (classes, root, the underlying files) is the wrapped dataset's."""
+class _View:
+    """A dataset of ``(image, label)`` items: the wrapped one's items ``kept`` (None: all),
+    with ``labels`` in place of theirs; every other attribute (classes, root, the underlying
+    files) is the wrapped dataset's. Picklable (DataLoader workers may pickle it)."""
 
-    def __init__(self, dataset, labels: torch.Tensor):
-        self.dataset, self.labels = dataset, labels
+    def __init__(self, dataset, kept: torch.Tensor | None, labels: torch.Tensor):
+        self.dataset, self.kept, self.labels = dataset, kept, labels
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return self.dataset[i][0], self.labels[i]
+        return self.dataset[i if self.kept is None else int(self.kept[i])][0], self.labels[i]
 
     def __getattr__(self, name):
-        if name == "dataset":   # while unpickling, before __init__'s attributes exist
+        if name in ("dataset", "kept", "labels"):   # while unpickling, before __init__'s attributes exist
             raise AttributeError(name)
         return getattr(self.dataset, name)
 

@@ -33,11 +33,14 @@ from torch import nn
 from .checks import integer, number
 
 __all__ = [
-    "Preset", "PRESETS", "LAYERS", "build", "zfnet", "alexnet", "names",
+    "Preset", "PRESETS", "LAYERS", "DROPOUT", "build", "zfnet", "alexnet", "names",
     "Variant", "VARIANTS", "preset", "variant_names",
     "layer_module", "activations", "renormalize_filters", "output_shapes", "count_parameters",
     "LayerRow", "layer_table", "macs", "summary",
 ]
+
+#: The dropout probability of fc6 and fc7 (Section 3), every preset's own.
+DROPOUT = 0.5
 
 #: The paper's layer names, in the order data flows through them.
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -175,9 +178,9 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
 
 
-def _make(preset: Preset, num_classes: int, dropout: float) -> ConvNet:
+def _make(preset: Preset, num_classes: int, dropout: float | None) -> ConvNet:
     num_classes = integer("num_classes", num_classes, 1)
-    dropout = number("dropout", dropout, 0, 1, high_open=True)
+    dropout = number("dropout", DROPOUT if dropout is None else dropout, 0, 1, high_open=True)
     w1, w2, w3, w4, w5 = preset.widths
     if preset.arch == "zfnet":
         # Fig. 3: 7x7/2 conv1, 5x5/2 conv2, dense 3x3 conv3-5; norm after pooling.
@@ -230,21 +233,22 @@ def _init(model: ConvNet, scheme: str) -> None:
             nn.init.zeros_(m.bias)
 
 
-def zfnet(num_classes: int = 1000, *, preset: str = "zfnet", dropout: float = 0.5) -> ConvNet:
+def zfnet(num_classes: int = 1000, *, preset: str = "zfnet", dropout: float | None = None) -> ConvNet:
     """ZFNet as in Fig. 3 (or a ``zfnet*`` preset of the same topology)."""
     _check_choice("preset", preset, [n for n, p in PRESETS.items() if p.arch == "zfnet"])
     return _make(PRESETS[preset], num_classes, dropout)
 
 
-def alexnet(num_classes: int = 1000, *, preset: str = "alexnet", dropout: float = 0.5) -> ConvNet:
+def alexnet(num_classes: int = 1000, *, preset: str = "alexnet", dropout: float | None = None) -> ConvNet:
     """The dense single-GPU AlexNet baseline (11×11 stride-4 conv1), same interface as :func:`zfnet`."""
     _check_choice("preset", preset, [n for n, p in PRESETS.items() if p.arch == "alexnet"])
     return _make(PRESETS[preset], num_classes, dropout)
 
 
-def build(name: str, num_classes: int = 1000, *, dropout: float = 0.5) -> ConvNet:
+def build(name: str, num_classes: int = 1000, *, dropout: float | None = None) -> ConvNet:
     """Build a model by preset name (:func:`names`), or a Table 3 variant of one as
-    ``preset:variant`` (:func:`preset`)."""
+    ``preset:variant`` (:func:`preset`). ``dropout``: fc6/fc7's probability (None:
+    :data:`DROPOUT`, the paper's)."""
     return _make(preset(name), num_classes, dropout)
 
 

@@ -13,14 +13,16 @@ is not empty (``force=True`` removes the old run's files first, and only those:
 :func:`check_run_folder`); temporary files of a killed run are removed, also on ``resume``;
 ``resume=True`` refuses a checkpoint of a different run (preset, dataset, data root and
 classes, seeds, recipe, world size: :func:`check_same_run`, :func:`_world_diffs`;
-``force=True`` continues anyway), and every number is checked before any data is read.
+``force=True`` continues anyway), and every number is checked before any data is read. A
+recipe field the resumed run was not given (``epochs``, say) is the checkpoint's
+(:func:`_resumed_config`): the run keeps its own length.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,8 +151,10 @@ def _let_go(out: Path, created, lock) -> None:
 # ----------------------------------------------------------------------------- the same run?
 #: Config fields that make a run what it is: ``resume`` refuses a checkpoint that differs in any
 #: (``epochs`` may grow; device, workers and snapshots do not change the numbers).
-SAME_RUN = ("preset", "dataset", "labels", "seed", "data_seed", "batch_size", "lr", "momentum", "weight_decay",
-            "conv1_weight_decay", "dropout", "renorm", "radius", "patience", "anneal")
+SAME_RUN = ("preset", "dataset", "labels", "train_per_class", "seed", "data_seed", "batch_size", "lr", "momentum",
+            "weight_decay", "conv1_weight_decay", "dropout", "renorm", "augment", "radius", "patience", "anneal")
+#: what a checkpoint written before a field existed ran with
+_BEFORE = {"train_per_class": None, "augment": True}
 
 
 def _data_identity(train_set, cfg: "Config") -> dict:
@@ -187,12 +191,24 @@ def _config_diffs(ckpt: dict, cfg: "Config") -> list[str]:
     saved = dict(ckpt.get("config", {}))
     saved.setdefault("data_seed", saved.get("seed"))
     saved.setdefault("preset", ckpt.get("preset"))
+    for key, value in _BEFORE.items():
+        saved.setdefault(key, value)
     now = _config_dict(cfg)
     diffs = []
     for key in SAME_RUN:
         if key in saved and saved[key] != now[key] and not (key == "data_seed" and cfg.dataset not in WORLDS):
             diffs.append(f"{key} {saved[key]!r} in the checkpoint, {now[key]!r} now")
     return diffs
+
+
+def _resumed_config(cfg: "Config", ckpt: dict) -> "Config":
+    """``cfg`` with the fields it left to the recipe (``cfg._from_recipe``: ``epochs``,
+    ``lr``, ...) taken from the checkpoint's config, so that ``--resume`` continues the run
+    as it was started: a run of ``--epochs 20`` resumed without ``--epochs`` stays 20 epochs
+    long rather than growing to the recipe's; a given ``--epochs`` still grows it."""
+    saved = ckpt.get("config") or {}
+    kept = {k: saved[k] for k in sorted(cfg._from_recipe) if k in saved}
+    return replace(cfg, **kept) if kept else cfg
 
 
 def _data_diffs(ckpt: dict, identity: dict) -> list[str]:

@@ -3,7 +3,9 @@
 Recipe: SGD, batch 128, learning rate 0.01, momentum 0.9; dropout 0.5 on fc6 and fc7; the
 learning rate ×0.1 when the validation error plateaus (the paper anneals "by hand"; we use
 ``ReduceLROnPlateau``); filter renormalisation (RMS ≤ 0.1) after every step. Where the paper
-is silent: weight decay 5e-4 (AlexNet's value), plateau patience 3 epochs.
+is silent: weight decay 5e-4 (AlexNet's value), plateau patience 3 epochs. A run on shuffled
+labels (the data-randomisation network of Adebayo et al. 2018, Section 4) anneals and stops
+on the training top-1 instead (:func:`watched`): its validation top-1 stays at chance.
 
 Each epoch ends with an atomic checkpoint, so ``resume=True`` continues exactly: on the CPU a
 run killed mid-epoch and resumed ends bit-identical to an uninterrupted one, whatever the
@@ -42,13 +44,14 @@ from .checks import integer, number
 from .data.embedded import WORLDS
 from .data.preprocess import Preprocess
 from .devices import DEVICES, available_cores, default_workers, resolve_device
-from .loaders import _Batches, _Loader, _batches, _load_data, _mean_of, check_classes, real_split, shuffle_labels
+from .loaders import (_Batches, _Loader, _batches, _load_data, _mean_of, check_classes, per_class, real_split,
+                      shuffle_labels)
 from .resume import (RUN_FILES, _clear, _config_dict, _config_diffs, _data_diffs, _data_identity, _hold,
-                     _let_go, _model_state, _refuse_other_run, _rng_state, _save_epoch, _set_rng_state,
-                     _world_diffs, check_run_folder, check_same_run)
+                     _let_go, _model_state, _refuse_other_run, _resumed_config, _rng_state, _save_epoch,
+                     _set_rng_state, _world_diffs, check_run_folder, check_same_run)
 
 __all__ = ["Config", "RECIPES", "PAPER_RECIPE", "MINI_RECIPE", "PARTS_RECIPE", "WORLD_RECIPES", "real_split", "train", "evaluate",
-           "resolve_device", "default_workers", "available_cores", "plateaued", "check_classes",
+           "resolve_device", "default_workers", "available_cores", "plateaued", "watched", "check_classes",
            "check_run_folder", "check_same_run", "NonFiniteLoss",
            "Interrupted", "DEVICES", "DATASETS", "LABELS", "RUN_FILES"]
 
@@ -81,10 +84,11 @@ SEED_MAX = 2**64 - 1
 #: the largest learning rate or weight decay (float32's range, rounded down)
 FLOAT32_MAX = 3.4e38
 
-#: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet.
-PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": ()}
+#: The paper's recipe (Section 3): batch 128, learning rate 0.01, 70 epochs on ImageNet,
+#: dropout 0.5 on fc6 and fc7.
+PAPER_RECIPE = {"epochs": 70, "batch_size": 128, "lr": 0.01, "anneal": (), "dropout": models.DROPOUT}
 #: The CPU recipe of the mini presets (see :data:`RECIPES`).
-MINI_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,)}
+MINI_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.01, "anneal": (16,), "dropout": models.DROPOUT}
 #: Each preset's recipe: what ``Config`` fields left at ``None`` become. The full-size models
 #: take the paper's. The CPU-scale minis keep its optimiser, momentum, dropout, weight decay
 #: and renormalisation, and change only the batch, the learning rate, the length and one fixed
@@ -106,14 +110,21 @@ PARTS_RECIPE = {"epochs": 40, "batch_size": 32, "lr": 0.01, "anneal": (34,), "st
 #: A world's own recipe for a preset, over :data:`RECIPES` (until the parts world becomes the
 #: embedded dataset and its recipe every mini's).
 WORLD_RECIPES = {"parts": {"zfnet-mini": PARTS_RECIPE, "alexnet-mini": PARTS_RECIPE}}
+#: The ``Config`` fields that ``None`` leaves to the recipe (where it has none,
+#: ``conv1_weight_decay`` is ``weight_decay`` and ``stop_patience`` stays ``None``).
+RECIPE_FIELDS = ("epochs", "batch_size", "lr", "anneal", "stop_patience", "conv1_weight_decay", "dropout")
 
 
 @dataclass
 class Config:
-    """Hyper-parameters of a run (Section 3). ``epochs``, ``batch_size``, ``lr`` and ``anneal``
-    left at ``None`` take the preset's recipe (:data:`RECIPES`): the paper's for the full-size
-    models, a shorter one for the minis. Every value is checked here, before any data is read;
-    a bad one is a one-line ``ValueError`` naming the valid range."""
+    """Hyper-parameters of a run (Section 3). ``epochs``, ``batch_size``, ``lr``, ``anneal``
+    and ``dropout`` left at ``None`` take the preset's recipe (:data:`RECIPES`): the paper's
+    for the full-size models, a shorter one for the minis. ``_from_recipe`` (not a field: not
+    part of equality, :func:`dataclasses.asdict` or the checkpoint) names the
+    :data:`RECIPE_FIELDS` the caller left at ``None``; ``train(resume=True)`` takes those
+    from the checkpoint, so a resumed run keeps its own length and recipe. Every value is
+    checked here, before any data is read; a bad one is a one-line ``ValueError`` naming the
+    valid range."""
     preset: str = "zfnet-mini"
     epochs: int | None = None
     batch_size: int | None = None
@@ -121,8 +132,11 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     conv1_weight_decay: float | None = None   # conv1's own weight decay; None: weight_decay
-    dropout: float = 0.5
+    dropout: float | None = None   # fc6/fc7's dropout probability; None: the recipe's (0.5)
     renorm: bool = True
+    # random crops and flips of the training images (Section 3); False: every training image
+    # takes the centre crop that evaluation takes
+    augment: bool = True
     radius: float = 0.1
     patience: int = 3
     anneal: tuple | None = None  # epochs after which the learning rate is ×0.1 ("by hand")
@@ -134,8 +148,12 @@ class Config:
     device: str = "auto"
     dataset: str = "embedded"
     # "shuffled": the training labels are a seeded permutation of themselves, the validation
-    # labels stay true (the data-randomisation test of Adebayo et al. 2018, Section 4)
+    # labels stay true (the data-randomisation test of Adebayo et al. 2018, Section 4). The
+    # validation top-1 then stays at chance whatever the network memorises, so the plateau
+    # rule (``patience``) and the stop rule (``stop_patience``) watch the training top-1
     labels: str = "true"
+    # train on the first N images of each class (:func:`zfbook.loaders.per_class`); None: all
+    train_per_class: int | None = None
     snapshots: tuple = SNAPSHOTS
     amp: bool = True          # mixed precision, CUDA only
     check_every: int = 20     # steps between NaN/inf checks (each check syncs a GPU)
@@ -150,6 +168,7 @@ class Config:
         models._check_choice("dataset", self.dataset, DATASETS)
         models._check_choice("labels (--labels)", self.labels, LABELS)
         recipe = {**RECIPES[base], **WORLD_RECIPES.get(self.dataset, {}).get(base, {})}
+        self._from_recipe = frozenset(k for k in RECIPE_FIELDS if getattr(self, k) is None)
         for key, value in recipe.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -165,7 +184,11 @@ class Config:
         self.weight_decay = number("weight_decay (--weight-decay)", self.weight_decay, 0, FLOAT32_MAX)
         self.conv1_weight_decay = number("conv1_weight_decay (--conv1-weight-decay)", self.conv1_weight_decay,
                                          0, FLOAT32_MAX)
-        self.dropout = number("dropout", self.dropout, 0, 1, high_open=True)
+        self.dropout = number("dropout (--dropout)", self.dropout, 0, 1, high_open=True)
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"augment (--no-augment) must be True or False, got {self.augment!r}")
+        if self.train_per_class is not None:
+            self.train_per_class = integer("train_per_class (--train-per-class)", self.train_per_class, 1)
         self.radius = number("radius", self.radius, 0, low_open=True)
         self.patience = integer("patience", self.patience, 0)
         if self.stop_patience is not None:
@@ -238,7 +261,8 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
     snapshots ``out/snapshots/epoch{E}.pt``. Returns the history (a list of per-epoch dicts).
 
     ``out`` must be empty or new, unless ``resume`` (continue the run in it, which must be the
-    same run: :func:`check_same_run`) or ``force`` (start over, removing the old run's files;
+    same run: :func:`check_same_run`; the fields ``cfg`` left to the recipe, ``epochs`` among
+    them, are the checkpoint's) or ``force`` (start over, removing the old run's files;
     with ``resume``: continue even a different run). ``data``: optional
     ``(train_set, val_set)`` with ``.images`` uint8 and ``.labels``, instead of the embedded
     dataset. ``stop_after_steps`` ends the run early (tests). Ctrl-C raises :class:`Interrupted`.
@@ -263,6 +287,7 @@ def train(cfg: Config, out, *, resume: bool = False, force: bool = False, progre
         ckpt = None
         if resume and last.exists():
             ckpt = load_checkpoint(last, map_location=device)
+            cfg = _resumed_config(cfg, ckpt)
             _refuse_other_run(last, _config_diffs(ckpt, cfg) + _world_diffs(ckpt, cfg, w.size), force)
         elif resume and w.main and not [f for f in old_files if not f.name.startswith(".")]:
             print(f"no checkpoint at {last}; starting from scratch", flush=True)
@@ -288,6 +313,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
          w: "distributed.World" = distributed.World()) -> list:
     train_set, val_set = data or _load_data(cfg)
     check_classes(train_set, val_set)
+    if cfg.train_per_class is not None:
+        train_set = per_class(train_set, cfg.train_per_class)
     if cfg.labels == "shuffled":
         train_set = shuffle_labels(train_set, cfg.seed)
     classes = list(getattr(train_set, "classes", []))
@@ -332,7 +359,8 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     batches = _batches(train_set, cfg.batch_size, device, gen, cfg.workers, seed=cfg.seed, world=w)
     steps = 0
     epoch, step, saved = None, None, start_epoch - 1
-    if plateaued(history, cfg.anneal, cfg.stop_patience):
+    metric = watched(cfg.labels)
+    if plateaued(history, cfg.anneal, cfg.stop_patience, metric):
         return history  # a resumed run that had already stopped at its plateau
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
@@ -351,7 +379,7 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
             bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
             for i, (xb, yb) in enumerate(bar):
                 step = i + 1
-                x = prep.random(xb, aug)
+                x = prep.random(xb, aug) if cfg.augment else prep.center(xb)
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
@@ -402,11 +430,12 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
             else:
                 val = evaluate(model, val_set, None, prep, device=device, workers=cfg.workers)
             lr = opt.param_groups[0]["lr"]
-            sched.step(100.0 - val["top1"])
+            train_top1 = 100.0 * c1.item() / n
+            sched.step(100.0 - (train_top1 if metric == "train_top1" else val["top1"]))
             if epoch in cfg.anneal:  # the paper anneals by hand; a recipe may fix the epochs
                 for g in opt.param_groups:
                     g["lr"] *= 0.1
-            rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": 100.0 * c1.item() / n,
+            rec = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_top1": train_top1,
                    "train_top5": 100.0 * c5.item() / n, "val_loss": val["loss"], "val_top1": val["top1"],
                    "val_top5": val["top5"], "lr": lr, "seconds": time.perf_counter() - t0}
             if w.size > 1:
@@ -427,9 +456,10 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
                 tqdm.write(f"epoch {epoch}: loss {rec['train_loss']:.3f}  train top-1 {rec['train_top1']:.1f}%  "
                            f"val top-1 {rec['val_top1']:.1f}%  top-5 {rec['val_top5']:.1f}%  lr {lr:g}  "
                            f"{rec['seconds']:.0f}s")
-            if plateaued(history, cfg.anneal, cfg.stop_patience):
+            if plateaued(history, cfg.anneal, cfg.stop_patience, metric):
                 if progress:
-                    tqdm.write(f"stopped after epoch {epoch}: validation top-1 has not improved for "
+                    which = "training" if metric == "train_top1" else "validation"
+                    tqdm.write(f"stopped after epoch {epoch}: {which} top-1 has not improved for "
                                f"{cfg.stop_patience} epochs")
                 break
     except KeyboardInterrupt:
@@ -437,11 +467,24 @@ def _run(cfg, out, device, ckpt, old_files, force, progress, data, stop_after_st
     return history
 
 
-def plateaued(history: list, anneal=(), stop_patience: int | None = None) -> bool:
+def watched(labels: str = "true") -> str:
+    """The history key that the plateau rule (``ReduceLROnPlateau``) and the stop rule
+    (:func:`plateaued`) watch: the validation top-1 (Section 3), or with shuffled ``labels``
+    the training top-1, since a network trained on shuffled labels (Adebayo et al. 2018,
+    Section 4; Zhang et al. 2017) can only memorise and its validation top-1 stays at chance:
+    watched, it would cut the learning rate after ``patience`` epochs and stop the
+    memorising."""
+    models._check_choice("labels (--labels)", labels, LABELS)
+    return "train_top1" if labels == "shuffled" else "val_top1"
+
+
+def plateaued(history: list, anneal=(), stop_patience: int | None = None, metric: str = "val_top1") -> bool:
     """Has a run reached its plateau? True when ``stop_patience`` is set, every ``anneal``
-    epoch is behind it, and the best validation top-1 since the last change of the learning
-    rate is at least ``stop_patience`` epochs old (the paper trains until the validation
-    error stops falling, Section 3; its last change is the end of the run)."""
+    epoch is behind it, and the best ``metric`` since the last change of the learning rate
+    is at least ``stop_patience`` epochs old (the paper trains until the validation error
+    stops falling, Section 3; its last change is the end of the run). ``metric``: the
+    validation top-1, or for a run on shuffled labels the training top-1 (:func:`watched`:
+    its validation top-1 stays at chance)."""
     if not stop_patience or not history or history[-1]["epoch"] < max(anneal, default=0) + 1:
         return False
     lr = history[-1]["lr"]
@@ -449,7 +492,7 @@ def plateaued(history: list, anneal=(), stop_patience: int | None = None) -> boo
     for h in reversed(history):
         if h["lr"] != lr or h["epoch"] <= max(anneal, default=0):
             break
-        tail.append(h["val_top1"])
+        tail.append(h[metric])
     tail.reverse()
     best = max(range(len(tail)), key=lambda i: (tail[i], -i))  # the first epoch at the best
     return len(tail) - 1 - best >= stop_patience

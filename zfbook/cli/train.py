@@ -21,8 +21,10 @@ def add_arguments(t) -> None:
     t.add_argument("--preset", default="zfnet-mini", help=f"one of: {', '.join(models.PRESETS)}")
     t.add_argument("--device", default="auto", help=f"one of: {', '.join(DEVICES)} (or cuda:N)")
     t.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.json, snapshots/")
-    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt "
-                   "(refused if it is a different run: preset, data, seeds, recipe)")
+    t.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt, as the run "
+                   "was started: a recipe flag not given (--epochs, --lr, --anneal, --dropout, ...) keeps "
+                   "the run's value; a given --epochs grows the run (refused if it is a different run: "
+                   "preset, data, seeds, recipe)")
     t.add_argument("--force", action="store_true", help="start over in a used --out, removing the old "
                    "run's files (last.pt, history.json, snapshots/); with --resume: continue a "
                    "different run anyway")
@@ -40,11 +42,18 @@ def add_arguments(t) -> None:
     t.add_argument("--conv1-weight-decay", type=float, default=None,
                    help="conv1's own weight decay (default: the recipe's; else --weight-decay)")
     t.add_argument("--no-renorm", action="store_true", help="switch filter renormalisation off (Fig. 6a)")
+    t.add_argument("--dropout", type=float, default=None, metavar="P",
+                   help="the dropout probability of fc6 and fc7, in [0, 1) (default: the recipe's, 0.5)")
+    t.add_argument("--no-augment", action="store_true", help="no random crops or flips: every training "
+                   "image takes the centre crop that evaluation takes")
+    t.add_argument("--train-per-class", type=int, default=None, metavar="N",
+                   help="train on the first N images of each class of the training split (default: all)")
     t.add_argument("--snapshots", default=",".join(map(str, SNAPSHOTS)),
                    help="epochs after which to keep a snapshot of the weights (Fig. 4)")
     t.add_argument("--labels", default="true", choices=LABELS,
                    help="'shuffled': train on a seeded permutation of the training labels (the "
-                   "data-randomisation test of the sanity chapter; validation keeps the true labels)")
+                   "data-randomisation test of the sanity chapter; validation keeps the true labels, so "
+                   "the learning-rate plateau and --stop-patience watch the training top-1)")
     t.add_argument("--no-progress", action="store_true")
     from ..outputs import RULE
     t.epilog = RULE
@@ -115,7 +124,9 @@ def run(args) -> int:
                  conv1_weight_decay=args.conv1_weight_decay,
                  data_root=args.data_root, download=args.download, workers=cap_workers(args.workers),
                  renorm=not args.no_renorm, anneal=anneal(args.anneal), stop_patience=args.stop_patience,
-                 labels=args.labels, snapshots=epochs(args.snapshots, "--snapshots"), command=args.command_line)
+                 labels=args.labels, dropout=args.dropout, augment=not args.no_augment,
+                 train_per_class=args.train_per_class, snapshots=epochs(args.snapshots, "--snapshots"),
+                 command=args.command_line)
     history = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
     from ..distributed import is_main
     if history and is_main():  # under torchrun, rank 0 speaks for the job
