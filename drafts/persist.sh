@@ -33,9 +33,13 @@ save() {  # save TREE NAME: TREE's runs/remake files into $STATE/NAME-$stamp.tgz
   [ -s "$list" ] && tar -czf "$STATE/$name-$stamp.tgz" -C "$tree" -T "$list"
   rm -f "$list"
 }
-save ../remake-main runs
-save ../remake-tree tree-runs
-# the re-make runs from ../remake-main, a work tree pinned at one commit (main moves on)
-git -C ../remake-main rev-parse HEAD > "$STATE/remake-main.commit"
+# the re-make runs from work trees pinned at one commit each (main moves on): ../remake-main
+# (drafts/remake4.sh), ../remake-tree (its transfer and probes), ../remake-s (the shuffled network)
+for pair in remake-main:runs remake-tree:tree-runs remake-s:s-runs; do
+  tree=../${pair%%:*}
+  [ -d "$tree" ] || continue
+  save "$tree" "${pair#*:}"
+  git -C "$tree" rev-parse HEAD > "$STATE/${pair%%:*}.commit"
+done
 mv "$STATE/runs.stamp.new" "$STATE/runs.stamp"
 ls -la $STATE; du -sh $STATE

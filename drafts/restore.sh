@@ -11,14 +11,15 @@ for f in $(ls $STATE/*.bundle 2>/dev/null | sort); do
   git fetch -q "$f" "+refs/heads/$b:refs/heads/$b"
   echo "fetched $f into $b ($(git rev-parse --short $b))"
 done
-[ -d ../remake-main ] || git worktree add --detach ../remake-main "$(cat $STATE/remake-main.commit 2>/dev/null || echo HEAD)"
-[ -e ../remake-main/.venv ] || ln -s "$PWD/.venv" ../remake-main/.venv
-for f in $(ls $STATE/runs-*.tgz 2>/dev/null | sort); do tar -xzf "$f" -C ../remake-main && echo "unpacked $f"; done
-if ls $STATE/tree-runs-*.tgz > /dev/null 2>&1; then
-  [ -d ../remake-tree ] || git worktree add --detach ../remake-tree "$(cat $STATE/remake-main.commit 2>/dev/null || echo HEAD)"
-  for f in $(ls $STATE/tree-runs-*.tgz | sort); do tar -xzf "$f" -C ../remake-tree && echo "unpacked $f"; done
-fi
+for pair in remake-main:runs remake-tree:tree-runs remake-s:s-runs; do
+  name=${pair%%:*} tar=${pair#*:}
+  ls $STATE/$tar-*.tgz > /dev/null 2>&1 || continue
+  [ -d ../$name ] || git worktree add --detach ../$name "$(cat $STATE/$name.commit)"
+  [ -e ../$name/.venv ] || ln -s "$PWD/.venv" ../$name/.venv
+  for f in $(ls $STATE/$tar-*.tgz | sort); do tar -xzf "$f" -C ../$name && echo "unpacked $f"; done
+done
 # the ablation's baselines are links to the architecture runs
 mkdir -p ../remake-main/runs/remake/ablation
 for s in 0 1 2; do [ -e ../remake-main/runs/remake/ablation/zfnet-mini-seed$s ] || ln -s ../architecture/zfnet-mini-seed$s ../remake-main/runs/remake/ablation/zfnet-mini-seed$s; done
 echo "then: cd ../remake-main && nohup drafts/remake4.sh > runs/remake4.out 2>&1 &"
+echo "and, unless its log says done: cd ../remake-s && nohup drafts/remake_shuffled.sh > /dev/null 2>&1 &"
