@@ -126,6 +126,86 @@ def test_local_contrast_of_a_flat_image_is_zero_and_of_a_checkerboard_known():
     assert np.allclose(S.local_contrast(board), 0.5)   # std 50 / mean 100
 
 
+def _halves():
+    """Independent reference: vertical stripes 4 px wide in columns 8…23, flat grey
+    elsewhere, so the Sobel gradient is nonzero in columns 7…24 only; and the region of
+    columns 0…27."""
+    y, x = np.mgrid[0:64, 0:64]
+    stripes = np.where((x - 8) // 4 % 2 == 0, 188.0, 68.0)
+    img = np.where((x >= 8) & (x < 24), stripes, 128.0)
+    left = np.broadcast_to(x < 28, (1, 64, 64))
+    return img[None], left
+
+
+def test_edge_share_finds_the_edges_where_they_are():
+    img, left = _halves()
+    assert S.edge_share(img, left)[0] == pytest.approx(1.0)
+    assert S.edge_share(img, ~left)[0] == 0.0
+    assert 0 < S.edge_share(img, np.broadcast_to(np.arange(64) < 16, (1, 64, 64)))[0] < 1
+    both = np.concatenate([img, img[:, :, ::-1]])
+    share = S.edge_share(both, np.concatenate([left, left[:, :, ::-1]]))
+    assert share == pytest.approx([1.0, 1.0])
+    assert np.isnan(S.edge_share(np.full((1, 8, 8), 9.0), np.ones((1, 8, 8), bool))[0])
+    with pytest.raises(ValueError, match="region of the images' shape"):
+        S.edge_share(img, left[:, :32])
+
+
+def test_regions_select_orientations_and_patches():
+    y, x = np.mgrid[0:64, 0:64]
+    img = np.where(x < 32, 128 + 60 * np.sign(np.sin(2 * np.pi * x / 8.0 + 0.3)),
+                   128 + 60 * np.sign(np.sin(2 * np.pi * y / 8.0 + 0.3)))[None]
+    left = np.broadcast_to(x < 30, (1, 64, 64))
+    assert S.orientation_histogram(img, 4, where=left)[2] > 0.99      # vertical edges
+    assert S.orientation_histogram(img, 4, where=~left)[0] > 0.9      # horizontal edges
+    assert S.orientation_entropy(img, where=left) < 0.2
+    everywhere = np.ones((1, 64, 64), bool)
+    assert np.array_equal(S.orientation_histogram(img, 4, where=everywhere),
+                          S.orientation_histogram(img, 4))
+    flat, _ = _halves()
+    inside = np.broadcast_to(x >= 32, (1, 64, 64))
+    c = S.local_contrast(flat, where=inside)
+    assert len(c) == 4 * 8 and np.all(c == 0)     # the patches wholly on the flat half
+    assert len(S.local_contrast(flat, where=np.broadcast_to(x >= 33, (1, 64, 64)))) == 3 * 8
+
+
+def test_each_image_has_its_own_gradient():
+    """Images of a batch do not leak into each other's gradients (scipy's n-D sobel would
+    smooth across the batch axis); the reference is scipy's sobel on each 2-D image."""
+    from scipy import ndimage
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(0, 255, (3, 16, 16))
+    mag = S.gradient_magnitude(batch)
+    for i, im in enumerate(batch):
+        ref = np.hypot(ndimage.sobel(im, axis=1), ndimage.sobel(im, axis=0))
+        assert np.allclose(mag[i, 1:-1, 1:-1], ref[1:-1, 1:-1])
+        assert np.all(mag[i, 0] == 0) and np.all(mag[i, :, -1] == 0)
+    h = S.orientation_histogram(batch)
+    weights = mag.sum(axis=(1, 2))
+    parts = sum(w * S.orientation_histogram(im[None]) for w, im in zip(weights, batch))
+    assert np.allclose(h, parts / weights.sum())
+
+
+def test_per_image_measures_each_image_alone():
+    imgs = np.concatenate([_power_law_noise(2, 0.5), _power_law_noise(1, 1.5, seed=3)])
+    m = S.per_image(imgs)
+    assert list(m) == list(S.MEASURES)
+    assert m["spectral_slope"][2] > m["spectral_slope"][0] + 0.5
+    for i in range(3):
+        assert m["spectral_slope"][i] == S.spectral_slope(imgs[i:i + 1])
+        assert m["orientation_entropy"][i] == S.orientation_entropy(imgs[i:i + 1])
+        assert m["median_local_contrast"][i] == np.median(S.local_contrast(imgs[i:i + 1]))
+
+
+def test_grow_dilates_by_a_square():
+    m = np.zeros((2, 9, 9), bool)
+    m[0, 4, 4] = True
+    g = S.grow(m, 2)
+    assert g[0].sum() == 25 and g[0, 2:7, 2:7].all() and not g[1].any()
+    assert np.array_equal(S.grow(torch.from_numpy(m), 0), m)
+    with pytest.raises(ValueError, match="whole number"):
+        S.grow(m, -1)
+
+
 def test_photographs_are_offline_and_sized():
     p = S.photographs(64)
     assert p.shape == (len(S.PHOTOGRAPHS), 3, 64, 64) and p.dtype == torch.uint8

@@ -8,7 +8,7 @@ module                     figures
 =========================  ================================================================
 ``plot.images``            shared: a projection or an image as a picture, mosaics
 ``plot.building_zfnet``    where a first conv layer looks (Fig. 3)
-``plot.data``              dataset images with masks, boxes and keypoints
+``plot.data``              dataset images with masks, boxes and keypoints; image statistics
 ``plot.training``          layer-1 filters (Fig. 6), renormalisation, learning curves
 ``plot.deconvnet``         the deconvnet (Fig. 1), its down pass, unpooling
 ``plot.features``          top-k projections beside their patches (Fig. 2), one activation
@@ -29,7 +29,7 @@ evolution, sanity and transfer are used as ``from zfbook.plot import transfer``.
 """
 from .building_zfnet import conv_sampling
 from .correspondence import fig8, table1_figure
-from .data import image_grid, image_statistics
+from .data import image_grid, image_statistics, per_image_measures
 from .deconvnet import deconvnet_diagram, steps_figure, unpooling_figure
 from .features import feature_grid, fig2, fig2_maps, projection_view
 from .images import image_rgb, mosaic, projection_rgb
@@ -39,6 +39,7 @@ from .training import filter_norms, layer1_filters, learning_curves
 
 __all__ = ["projection_rgb", "image_rgb", "mosaic", "feature_grid", "fig2", "fig2_maps",
            "layer1_filters", "deconvnet_diagram", "steps_figure", "unpooling_figure",
-           "projection_view", "image_grid", "image_statistics", "conv_sampling",
+           "projection_view", "image_grid", "image_statistics", "per_image_measures",
+           "conv_sampling",
            "class_colours", "placement_map", "square_outline", "class_map", "fig7", "fig5",
            "fig8", "table1_figure", "filter_norms", "learning_curves"]
