@@ -360,3 +360,22 @@ def test_ctrl_c_while_choosing_says_what_was_written(parts, tmp_path, capsys, mo
     first = json.loads((out / "results.json").read_text())[0]
     chosen = next(v for v in val if v["candidate"] == first["chosen"]["candidate"])
     assert (first["C"], first["cv_top1"], first["seconds"]) == (chosen["C"], chosen["cv_top1"], chosen["seconds"])
+
+
+def test_refit_fits_the_cheap_records_again_and_finds_a_changed_one(parts, model, tmp_path, monkeypatch):
+    """transfer.refit: every frozen and baseline record, fitted again from its recipe, gives
+    its predictions again; a record whose predictions were altered does not; a trained arm's
+    record and another checkpoint's are refused."""
+    m, sha, _ = model
+    recs = T.run_transfer(parts, m, sha, arms=("frozen", "scratch", "pixels"), shots=(1, 2), draws=2,
+                          train_draws=1, out=tmp_path / "o", recipes=_tiny(monkeypatch), progress=False, log=None,
+                          choose=True, grids=TINY_GRIDS)
+    cheap = [r for r in recs if r["arm"] != "scratch"]
+    assert len(cheap) == 8 and T.refit(cheap, parts, m, sha) == [True] * 8
+    changed = json.loads(json.dumps(cheap[0]))
+    changed["predictions"][0] = (changed["predictions"][0] + 1) % 10
+    assert T.refit([changed], parts, m, sha) == [False]
+    with pytest.raises(ValueError, match="not 'scratch'"):
+        T.refit([r for r in recs if r["arm"] == "scratch"], parts, m, sha)
+    with pytest.raises(ValueError, match="cannot be refitted"):
+        T.refit(cheap[:1], parts, m, "0" * 64)

@@ -84,7 +84,7 @@ __all__ = [
     "LAYERS", "ARMS", "BASELINES", "SHOTS", "POOLINGS", "VIEWS", "GRID", "DATASETS", "FROZEN", "FROZEN_CV",
     "SCRATCH", "FINETUNE", "BASELINE_RECIPES", "GRIDS",
     "features", "cached_features", "feature_cache_path", "resolve_checkpoint", "chance",
-    "TransferSet", "transfer_set", "frozen_arm", "frozen_cv_arm", "scratch_arm", "scratch_schedule", "finetune_arm",
+    "refit", "TransferSet", "transfer_set", "frozen_arm", "frozen_cv_arm", "scratch_arm", "scratch_schedule", "finetune_arm",
     "baseline_arm", "baseline_features", "run_seed", "candidates", "select",
     "Records", "run_transfer", "run_probes", "predict", "parse_list", "summarize", "load_records",
     "Interval", "bootstrap", "difference",
@@ -355,6 +355,26 @@ def run_transfer(tset: TransferSet, model, sha: str, *, arms=ARMS, shots=SHOTS, 
         order = {t: i for i, t in enumerate(plan)}  # the file in the plan's order, as one process writes it
         records.sort(key=lambda r: order.get((r["arm"], r["shots"], r["draw"]), -1))
     return records.records
+
+
+def refit(records, tset: TransferSet, model, sha: str, *, progress: bool = False, device="cpu") -> list[bool]:
+    """Fit every cheap record again (the frozen arm and the hand-crafted :data:`BASELINES`:
+    one linear fit on features, seconds each) from its arm, shots, draw, seed and recipe, and
+    say for each whether its test predictions came out the same: a check, live in a chapter,
+    that a shipped record is what the code makes. Records of other arms (``scratch``,
+    ``finetune``: networks trained for minutes) and of another checkpoint are refused."""
+    fits = _Cheap(tset, model, sha, progress, device)
+    out = []
+    for r in records:
+        if r["arm"] not in _CHEAP:
+            raise ValueError(f"refit fits only {', '.join(_CHEAP)} records, not {r['arm']!r} "
+                             "(a network trained for minutes)")
+        if r["checkpoint_sha256"] != sha or r["dataset"] != tset.name:
+            raise ValueError(f"a record of {r['dataset']} on checkpoint {r['checkpoint_sha256'][:12]} cannot be "
+                             f"refitted with {tset.name} on {sha[:12]}")
+        pred, _, _ = fits.run(r["arm"], r["shots"], r["draw"], r["seed"], r["recipe"], "test")
+        out.append(np.asarray(pred).tolist() == r["predictions"])
+    return out
 
 
 def run_probes(tset: TransferSet, model, sha: str, *, layers=LAYERS, classifiers=("svm", "softmax"),
