@@ -4,7 +4,8 @@
 # runs/ were lost): an incremental git bundle of each work branch named in BRANCHES, and a
 # tar of the re-make's run files changed since the last save (per-epoch snapshots only for
 # the runs whose snapshots ship: architecture/zfnet-mini-seed0). drafts/restore.sh undoes it.
-# Run from main's tree; commits nothing itself.
+# Run from main's tree; commits nothing itself. The run files are tens of MB a save (each
+# run's last.pt): save them once, at a session's end; RUNS=0 saves the branches alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=drafts/state
@@ -20,6 +21,7 @@ for b in $BRANCHES; do
     echo "$tip" > "$STATE/$b.tip"
   fi
 done
+[ "${RUNS:-1}" = 0 ] && { ls -la $STATE; exit 0; }   # RUNS=0: the branches only (cheap, any time)
 since=()
 [ -e "$STATE/runs.stamp" ] && since=(-newer "$STATE/runs.stamp")
 touch "$STATE/runs.stamp.new"
