@@ -1,4 +1,6 @@
 """Rewrite appendix_numbers' ablation section for the re-made record. Run from /work/switch
+# (Written for the lost branch's appendix_numbers; the new one must be rewritten first: a template.)
+# It needs `from zfbook.display import series` in the appendix's imports.
 after data/results/ablation.json and its manifest entry are shipped."""
 import nbformat
 from nbformat.v4 import new_code_cell
@@ -21,7 +23,7 @@ assert same, "the ablation's baseline is not the architecture runs"
 cheap = [r for r in abl if r["epochs"] == 1]
 md(f"Table 3's {len(variants)} variant runs "
    f"({len({r['variant'] for r in variants})} variants × seeds "
-   f"{provenance.series(sorted({r['seed'] for r in variants}))}), each "
+   f"{series(sorted({r['seed'] for r in variants}))}), each "
    f"trained to its plateau with the minis' recipe (above), two runs at a "
    f"time with one thread each (`--jobs 2`). The baseline is not trained "
    f"again: its {len(base)} runs are the architecture comparison's "
