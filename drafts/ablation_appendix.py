@@ -1,7 +1,8 @@
 """Rewrite appendix_numbers' ablation section for the re-made record. Run from /work/switch
-# (Written for the lost branch's appendix_numbers; the new one must be rewritten first: a template.)
-# It needs `from zfbook.display import series` in the appendix's imports.
-after data/results/ablation.json and its manifest entry are shipped."""
+after data/results/ablation.json and its manifest entry are shipped.
+
+Written for the lost branch's appendix_numbers: now a template (the new appendix is rewritten
+first). It needs `from zfbook.display import series` in the appendix's imports."""
 import nbformat
 from nbformat.v4 import new_code_cell
 
