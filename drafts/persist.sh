@@ -32,7 +32,8 @@ save() {  # save TREE NAME: TREE's runs/remake files into $STATE/NAME-$stamp.tgz
   (cd "$tree" && find -L runs/remake -type f "${since[@]}" ! -name '.zfbook.lock' ! -name '*.tmp*' \
        \( ! -path '*/snapshots/*' -o -path '*architecture/zfnet-mini-seed0/snapshots/*' \) \
        ! -path '*/ablation/zfnet-mini-seed*') > "$list"
-  [ -s "$list" ] && tar -czf "$STATE/$name-$stamp.tgz" -C "$tree" -T "$list"
+  # in parts of at most 45 MB (a Git host refuses files over 100 MB)
+  [ -s "$list" ] && tar -czf - -C "$tree" -T "$list" | split -b 45m -d - "$STATE/$name-$stamp.tgz.part-"
   rm -f "$list"
 }
 # the re-make runs from work trees pinned at one commit each (main moves on): ../remake-main

@@ -13,10 +13,12 @@ for f in $(ls $STATE/*.bundle 2>/dev/null | sort); do
 done
 for pair in remake-main:runs remake-tree:tree-runs remake-s:s-runs; do
   name=${pair%%:*} tar=${pair#*:}
-  ls $STATE/$tar-*.tgz > /dev/null 2>&1 || continue
+  ls $STATE/$tar-*.tgz.part-* > /dev/null 2>&1 || continue
   [ -d ../$name ] || git worktree add --detach ../$name "$(cat $STATE/$name.commit)"
   [ -e ../$name/.venv ] || ln -s "$PWD/.venv" ../$name/.venv
-  for f in $(ls $STATE/$tar-*.tgz | sort); do tar -xzf "$f" -C ../$name && echo "unpacked $f"; done
+  for f in $(ls $STATE/$tar-*.tgz.part-00 | sort); do
+    cat "${f%.part-00}".part-* | tar -xzf - -C ../$name && echo "unpacked ${f%.part-00}"
+  done
 done
 # the ablation's baselines are links to the architecture runs
 mkdir -p ../remake-main/runs/remake/ablation
