@@ -8,7 +8,7 @@
 # run's last.pt): save them once, at a session's end; RUNS=0 saves the branches alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATE=drafts/state
+STATE=$PWD/drafts/state
 BRANCHES=${BRANCHES:-switch}
 mkdir -p $STATE
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
