@@ -411,7 +411,8 @@ def ending(record: dict) -> dict:
     hist, cfg = record["history"], record.get("config", {})
     limit = cfg.get("epochs", record["epochs"])
     anneal = cfg.get("anneal", record.get("anneal", ()))
-    at_plateau = plateaued(hist, tuple(anneal), cfg.get("stop_patience", record.get("stop_patience")))
+    at_plateau = plateaued(hist, tuple(anneal), cfg.get("stop_patience", record.get("stop_patience")),
+                           watched(cfg.get("labels", "true")))   # the rule run_one stopped the run by
     if not at_plateau and record["epochs"] < limit:
         raise ValueError(f"{record['name']} seed {record['seed']} stopped after {record['epochs']} of "
                          f"{limit} epochs without reaching its plateau: not a finished run")
