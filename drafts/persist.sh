@@ -17,7 +17,8 @@ for b in $BRANCHES; do
   tip=$(git rev-parse "$b")
   base=$(cat "$STATE/$b.tip" 2>/dev/null || git merge-base main "$b")
   if [ "$base" != "$tip" ]; then
-    git bundle create "$STATE/$b-$stamp.bundle" "$base..$b"
+    # ^main: what main holds (drafts/state itself, merged into the branch) stays out of the bundle
+    git bundle create "$STATE/$b-$stamp.bundle" "$base..$b" ^main
     echo "$tip" > "$STATE/$b.tip"
   fi
 done
