@@ -2,7 +2,7 @@
 # Undoes drafts/persist.sh in a fresh checkout of main: fetches the bundles, in order, into
 # their branches and unpacks the run files into ../remake-main (the pinned tree the re-make runs from) and
 # ../remake-tree.
-# Exports into ../remake-tree/data/ are not saved: drafts/remake2.sh makes them again.
+# Exports into ../remake-tree/data/ are not saved: they are the branch switch's data/ (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=drafts/state
@@ -20,6 +20,14 @@ for pair in remake-main:runs remake-tree:tree-runs remake-s:s-runs; do
     cat "${f%.part-00}".part-* | tar -xzf - -C ../$name && echo "unpacked ${f%.part-00}"
   done
 done
+# ../remake-tree's data/ held the exports (drafts/remake2.sh marks them runs/remake/exported);
+# they are the branch switch's data/ files (same sha256), so take them from there
+if [ -e ../remake-tree/runs/remake/exported ] && git rev-parse -q --verify refs/heads/switch > /dev/null; then
+  git archive switch data | tar -x -C ../remake-tree
+  want=99628ea8176508f669281f6ae0b1b2a26cb807610d968cf7e782faa8621f8f97
+  [ "$(sha256sum ../remake-tree/data/zfnet-mini.pt | cut -c1-64)" = $want ] || { echo "remake-tree/data/zfnet-mini.pt is not the export"; exit 1; }
+  echo "remake-tree/data from the branch switch"
+fi
 # the ablation's baselines are links to the architecture runs
 mkdir -p ../remake-main/runs/remake/ablation
 for s in 0 1 2; do [ -e ../remake-main/runs/remake/ablation/zfnet-mini-seed$s ] || ln -s ../architecture/zfnet-mini-seed$s ../remake-main/runs/remake/ablation/zfnet-mini-seed$s; done
