@@ -24,6 +24,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,10 @@ class BookPage:
         self.external_requests: list[str] = []
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.in_flight: set = set()
+        self.page.on("request", self.in_flight.add)
+        self.page.on("requestfinished", self.in_flight.discard)
+        self.page.on("requestfailed", self.in_flight.discard)
 
         def route(r):
             url = r.request.url
@@ -106,7 +111,25 @@ class BookPage:
         self.page.route("**/*", route)
         response = self.page.goto(base + path, wait_until="load")
         assert response is not None and response.ok, f"{path}: HTTP error"
-        self.page.wait_for_load_state("networkidle")
+        self.settle(path)
+
+    def settle(self, path: str, quiet_s: float = 0.5, timeout_s: float = 120.0):
+        """Wait until no request has been in flight for ``quiet_s``: what Playwright's
+        "networkidle" means, counted from the page's own request events (Chromium's
+        networkidle lifecycle event can be missed on a loaded machine, and then the wait
+        hangs with nothing pending). Fails naming the requests still open."""
+        deadline, quiet_since = time.monotonic() + timeout_s, None
+        while time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)        # lets Playwright dispatch the events
+            if self.in_flight:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
+        pending = sorted(r.url[:120] for r in self.in_flight)
+        pytest.fail(f"{path}: {len(pending)} request(s) still open after {timeout_s:.0f} s: "
+                    f"{pending[:5]}")
 
     def explorers(self):
         """The static (kernel-free) zfbook.widgets.Explorer outputs on the page."""

@@ -158,7 +158,8 @@ def test_pairing_undoes_a_permutation_of_the_maps(random_pool):
         twin.features.conv3.weight.copy_(net.features.conv3.weight[perm])
         twin.features.conv3.bias.copy_(net.features.conv3.bias[perm])
         twin.features.conv4.weight.copy_(net.features.conv4.weight[:, perm])
-    torch.testing.assert_close(twin(images[:4]), net(images[:4]))
+    # the same sums in another order: equal up to float32 rounding
+    torch.testing.assert_close(twin(images[:4]), net(images[:4]), rtol=1e-4, atol=1e-4)
     c = evolution.noise_ceiling(net, twin, images, match, ["conv3", "conv4"], k=5)
     live = c.correlation["conv3"] > 0.99             # maps that never fire pair among themselves
     assert live.float().mean() > 0.9

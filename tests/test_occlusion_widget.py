@@ -161,9 +161,11 @@ def test_invariance_layers_explorer_links_transformation_amount_and_layer(mini, 
     for t in sweeps:
         assert np.abs(views[t, 0] - views[t, 2]).max() > 50    # images and lines move
     assert np.abs(views["translation", 2] - views["rotation", 2]).max() > 50
-    # the identity (translation 0, rotation 0) moves no layer: distance 0 everywhere
+    # the identity (translation 0, rotation 0) moves no layer: distance 0 everywhere, up to
+    # float32 rounding (the batch it runs in may pick other CPU kernels); 10 px moves them all
     for t, j in (("translation", 1), ("rotation", 0)):
-        assert all(float(sweeps[t].distance[l][:, j].abs().max()) == 0 for l in layers)
+        assert all(float(sweeps[t].distance[l][:, j].abs().max()) < 1e-5 for l in layers)
+    assert all(float(sweeps["translation"].distance[l][:, 2].min()) > 1e-2 for l in layers)
     with pytest.raises(ValueError, match="other layers"):
         invariance_layers_explorer({"translation": sweeps["translation"], "rotation": rot},
                                    images, prep)

@@ -340,7 +340,9 @@ def test_null_is_the_similarity_of_other_images_maps(mini, images):
     maps = r.maps["gradient"][0]
     for (i, j), got in zip(n.pairs, n.scores["gradient"]["spearman_abs"]):
         x, y = (_ranks(maps[k].double().abs().sum(0).numpy().ravel()) for k in (i, j))
-        assert got == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
+        # float32 maps: a different summation order (another CPU's kernels) moves a score
+        # by ~1e-9; a wrong formula moves it by far more
+        assert got == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-6)
     v = n.scores["gradient"]["spearman_abs"]            # pairs (0, 1), (0, 2), (1, 2)
     np.testing.assert_allclose(n.per_image("gradient"),
                                [(v[0] + v[1]) / 2, (v[0] + v[2]) / 2, (v[1] + v[2]) / 2])
