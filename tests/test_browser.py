@@ -96,9 +96,9 @@ class BookPage:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.in_flight: set = set()
-        self.page.on("request", self.in_flight.add)
-        self.page.on("requestfinished", self.in_flight.discard)
-        self.page.on("requestfailed", self.in_flight.discard)
+        self.page.on("request", lambda r: self.in_flight.add(r))
+        self.page.on("requestfinished", lambda r: self.in_flight.discard(r))
+        self.page.on("requestfailed", lambda r: self.in_flight.discard(r))
 
         def route(r):
             url = r.request.url
